@@ -1,0 +1,202 @@
+"""Where a source's events come from, as DuckDB SQL text.
+
+A source is a Parquet or CSV file or glob, a table in the offline DuckDB database, or a
+SQL query. This module turns a `SourceSpec` into FROM-clause text, joins in the events
+pushed for that source (see `segments.py`), and runs queries that return Arrow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from featurestore.errors import SourceError
+from featurestore.offline.segments import list_segments
+
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".csv.zst", ".tsv.zst")
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where one source's events are read from.
+
+    Exactly one of `path`, `table` and `query` is set.
+
+    Attributes:
+        name: the source's name in the registry (used in error messages).
+        path: a Parquet or CSV file or glob; relative paths are resolved against the
+            base directory given to each function (the registry's folder).
+        table: a table (optionally `schema.table`) in the offline DuckDB database.
+        query: a SQL SELECT whose result is the source.
+        timestamp: the event-time column (TIMESTAMP, naive = UTC, or TIMESTAMPTZ).
+        pushed_dir: the folder of this source's pushed-event segments
+            (`segments.segment_dir(offline_dir, name)`); relative to the base directory
+            when not absolute. None when the source takes no pushes.
+    """
+
+    name: str
+    path: str | None
+    table: str | None
+    query: str | None
+    timestamp: str
+    pushed_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        given = [kind for kind in ("path", "table", "query") if getattr(self, kind)]
+        if len(given) != 1:
+            raise SourceError(
+                f"source '{self.name}': give exactly one of path, table or query "
+                f"(got {', '.join(given) or 'none'})"
+            )
+
+    @property
+    def location(self) -> str:
+        """Where the source is, for error messages: `path '...'`, `table '...'`, ..."""
+        if self.path:
+            return f"path '{self.path}'"
+        if self.table:
+            return f"table '{self.table}'"
+        query = " ".join(str(self.query).split())
+        return f"query '{query[:80]}{'...' if len(query) > 80 else ''}'"
+
+
+def quote_identifier(name: str) -> str:
+    """Quote a column or table name for DuckDB SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """Quote a string constant for DuckDB SQL."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def resolve_path(path: str, base_dir: Path | str) -> str:
+    """Resolve a source path against the base directory; URLs are left as they are."""
+    if "://" in path:
+        return path
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute():
+        candidate = Path(base_dir) / candidate
+    return str(candidate)
+
+
+def _file_reader(spec: SourceSpec, path: str) -> str:
+    """`read_parquet(...)` or `read_csv_auto(...)`, chosen by the file extension."""
+    lowered = path.lower()
+    # A glob may match files whose schemas differ by a column: align them by name.
+    options = ", union_by_name = true" if _GLOB_CHARACTERS & set(path) else ""
+    if lowered.endswith(PARQUET_SUFFIXES):
+        return f"read_parquet({quote_literal(path)}{options})"
+    if lowered.endswith(CSV_SUFFIXES):
+        return f"read_csv_auto({quote_literal(path)}{options})"
+    raise SourceError(
+        f"source '{spec.name}': cannot tell the format of {spec.location}; expected a "
+        f"file name ending in one of {', '.join(PARQUET_SUFFIXES + CSV_SUFFIXES)}"
+    )
+
+
+def base_relation(spec: SourceSpec, base_dir: Path | str) -> str:
+    """FROM-clause text of the source itself, without pushed events, in its own types.
+
+    Raises:
+        SourceError: the path has an unknown extension, or names a file that is missing.
+    """
+    if spec.path:
+        path = resolve_path(spec.path, base_dir)
+        if "://" not in path and not _GLOB_CHARACTERS & set(path) and not Path(path).exists():
+            raise SourceError(f"source '{spec.name}': file not found: {path}")
+        return _file_reader(spec, path)
+    if spec.table:
+        return ".".join(quote_identifier(part) for part in spec.table.split("."))
+    # A trailing semicolon is harmless on its own but breaks the query as a subquery.
+    query = str(spec.query).strip().rstrip(";")
+    return f"({query})"
+
+
+def pushed_segments(spec: SourceSpec, base_dir: Path | str) -> list[Path]:
+    """The complete pushed-event segments of the source, oldest first."""
+    if not spec.pushed_dir:
+        return []
+    return list_segments(Path(resolve_path(spec.pushed_dir, base_dir)))
+
+
+def segments_relation(segments: list[Path]) -> str:
+    """FROM-clause text reading the given segment files (a non-empty list)."""
+    files = ", ".join(quote_literal(str(path)) for path in segments)
+    # Segments written before the source gained a column lack it: align by name.
+    return f"read_parquet([{files}], union_by_name = true)"
+
+
+def source_relation(spec: SourceSpec, base_dir: Path | str) -> str:
+    """FROM-clause text for the source, including its pushed events.
+
+    The timestamp column is normalised to a naive TIMESTAMP holding UTC, whatever the
+    source's own type (TIMESTAMP or TIMESTAMPTZ): comparisons with it then never depend
+    on the connection's TimeZone setting. When pushed segments exist they are appended
+    with UNION ALL BY NAME; the segment list is fixed when this text is built, so a
+    query over it sees one consistent set of events even while pushes continue.
+
+    Args:
+        spec: the source.
+        base_dir: folder that relative paths are resolved against.
+
+    Returns:
+        A parenthesised subquery usable as `SELECT ... FROM <text>`.
+    """
+    column = quote_identifier(spec.timestamp)
+    normalise = f"* REPLACE (make_timestamp(epoch_us({column})) AS {column})"
+    parts = [f"SELECT {normalise} FROM {base_relation(spec, base_dir)}"]
+    segments = pushed_segments(spec, base_dir)
+    if segments:
+        parts.append(f"SELECT {normalise} FROM {segments_relation(segments)}")
+    return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+
+
+@contextlib.contextmanager
+def source_errors(spec: SourceSpec) -> Iterator[None]:
+    """Turn DuckDB errors raised while reading `spec` into a SourceError naming it."""
+    with located_errors(spec.name, spec.location):
+        yield
+
+
+@contextlib.contextmanager
+def located_errors(name: str, location: str) -> Iterator[None]:
+    """Turn DuckDB errors into a SourceError naming the source and where it is."""
+    try:
+        yield
+    except duckdb.Error as error:
+        # DuckDB messages carry a multi-line hint; the first line says what failed.
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise SourceError(
+            f"source '{name}' ({location}) cannot be read: {detail}"
+        ) from error
+
+
+def fetch_table(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None
+) -> pa.Table:
+    """Run a SELECT and return its whole result as an Arrow table."""
+    relation = con.sql(sql, params=dict(params) if params else None)
+    # DuckDB 2 renamed fetch_arrow_table to to_arrow_table; 1.x has only the former.
+    to_table = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
+    return to_table()
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, spec: SourceSpec, base_dir: Path | str) -> int:
+    """Number of events in the source, pushed events included.
+
+    Raises:
+        SourceError: the source cannot be read.
+    """
+    with source_errors(spec):
+        relation = source_relation(spec, base_dir)
+        result = con.sql(f"SELECT count(*) FROM {relation}").fetchall()
+    return int(result[0][0])

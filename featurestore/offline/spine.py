@@ -1,0 +1,114 @@
+"""Spines: the rows a training set is built for (entity keys, a time, anything else).
+
+A spine arrives as pandas, polars, Arrow or a Parquet path and leaves as an Arrow table
+with every column and row in the user's order. The only change is to the timestamp
+column, normalised to microseconds UTC (see `timestamps.normalize_timestamps`); nothing
+is added, so a row number, if needed, is kept alongside rather than in the table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from featurestore.errors import InputError
+from featurestore.offline.timestamps import epoch_micros, normalize_timestamps
+
+
+def _read_parquet(path: str | os.PathLike[str]) -> pa.Table:
+    location = Path(path)
+    if not location.exists():
+        raise InputError(f"spine file not found: {location}")
+    try:
+        return pq.read_table(location)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"spine file {location} is not readable Parquet: {error}") from error
+
+
+def _from_pandas(frame: pd.DataFrame) -> pa.Table:
+    try:
+        # The index is not a spine column; row order is what identifies rows.
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
+        raise InputError(f"spine cannot be converted to Arrow: {error}") from error
+
+
+def to_arrow(spine: object) -> pa.Table:
+    """Any accepted spine form as an Arrow table, unvalidated.
+
+    Raises:
+        InputError: the object is none of the accepted forms, or cannot be read.
+    """
+    if isinstance(spine, pa.Table):
+        return spine
+    if isinstance(spine, pa.RecordBatch):
+        return pa.Table.from_batches([spine])
+    if isinstance(spine, pd.DataFrame):
+        return _from_pandas(spine)
+    if isinstance(spine, (str, os.PathLike)):
+        return _read_parquet(spine)
+    # polars is optional: recognise its DataFrame without importing it.
+    if type(spine).__module__.split(".")[0] == "polars" and hasattr(spine, "to_arrow"):
+        return spine.to_arrow()
+    raise InputError(
+        f"spine must be a pandas or polars DataFrame, an Arrow table, or a Parquet path; "
+        f"got {type(spine).__name__}"
+    )
+
+
+def _check_column(table: pa.Table, name: str, role: str) -> None:
+    matches = table.column_names.count(name)
+    if matches == 0:
+        raise InputError(
+            f"spine has no column '{name}' ({role}); its columns: "
+            f"{', '.join(table.column_names) or '(none)'}"
+        )
+    if matches > 1:
+        raise InputError(f"spine has {matches} columns named '{name}' ({role})")
+    nulls = table.column(name).null_count
+    if nulls:
+        first = pc.index(pc.is_null(table.column(name)), True).as_py()
+        raise InputError(
+            f"spine column '{name}' ({role}) has {nulls} null values (first at row {first}); "
+            "every row needs its entity keys and timestamp"
+        )
+
+
+def load_spine(spine: object, keys: Sequence[str], timestamp: str) -> pa.Table:
+    """Read and validate a spine.
+
+    Args:
+        spine: a pandas or polars DataFrame, an Arrow table, or a Parquet path.
+        keys: the entity key columns it must hold.
+        timestamp: the time column it must hold.
+
+    Returns:
+        The spine as an Arrow table: same columns, same rows, same order; the timestamp
+        column normalised to microseconds (naive stays naive = UTC, tz-aware becomes
+        UTC, ISO-8601 strings are parsed).
+
+    Raises:
+        InputError: the spine cannot be read; a key or the timestamp column is missing,
+            duplicated or has nulls; the timestamp column is not a time or does not
+            parse. The message names the column.
+    """
+    table = to_arrow(spine)
+    for name in keys:
+        _check_column(table, name, "entity key")
+    _check_column(table, timestamp, "timestamp")
+    position = table.column_names.index(timestamp)
+    normalized = normalize_timestamps(table.column(position), f"spine column '{timestamp}'")
+    field = table.schema.field(position).with_type(normalized.type)
+    return table.set_column(position, field, normalized)
+
+
+def spine_micros(table: pa.Table, timestamp: str) -> np.ndarray:
+    """The spine times of a loaded spine as int64 microseconds since the epoch, UTC."""
+    return epoch_micros(table.column(timestamp))

@@ -1,0 +1,392 @@
+"""Typed, immutable models of registry.yaml (DESIGN §3).
+
+The models check the shape of each definition (keys, types, names, durations,
+aggregation names); relations between definitions (does the source exist, is the
+window a multiple of its hop, ...) are checked in `checks.py`, which can report them
+with positions. Durations are stored in microseconds and written back as `1h`, `7d`.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from featurestore.errors import SourceError
+from featurestore.registry.durations import DurationSyntaxError, format_duration, parse_duration
+from featurestore.registry.suggestions import did_you_mean
+from transforms.spec import (
+    AGGREGATIONS,
+    ColumnType,
+    FeatureSpec,
+    GraphSpec,
+    RequestViewSpec,
+    ViewSpec,
+    default_hop,
+)
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MEMBER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)?")
+
+# Words people write for an aggregation that spelling similarity would not suggest.
+AGGREGATION_SYNONYMS = {
+    "avg": "mean",
+    "average": "mean",
+    "stddev": "std",
+    "stdev": "std",
+    "total": "sum",
+    "minimum": "min",
+    "maximum": "max",
+}
+
+# Type names from other systems, mapped to the closest request type.
+REQUEST_TYPE_SYNONYMS = {
+    "float": "float64",
+    "double": "float64",
+    "int": "int64",
+    "integer": "int64",
+    "long": "int64",
+    "boolean": "bool",
+    "datetime": "timestamp",
+}
+
+REQUEST_TYPES: dict[str, ColumnType] = {
+    "float64": ColumnType.FLOAT,
+    "float32": ColumnType.FLOAT,
+    "int64": ColumnType.INT,
+    "int32": ColumnType.INT,
+    "bool": ColumnType.BOOL,
+    "timestamp": ColumnType.TIMESTAMP,
+}
+
+ONLINE_SCHEMES = ("redis://", "rediss://")
+
+
+def describe_value(value: Any) -> str:
+    """Name the kind of a YAML value for messages ("got a list")."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _check_name(value: str) -> str:
+    if _NAME.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "name",
+            "'{name}' is not a valid name: use letters, digits and underscores, "
+            "not starting with a digit",
+            {"name": value},
+        )
+    if keyword.iskeyword(value):
+        raise PydanticCustomError(
+            "name", "'{name}' is a reserved word and cannot be a name", {"name": value}
+        )
+    return value
+
+
+def _to_microseconds(value: object) -> int:
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "duration_type",
+            "expected a duration such as '90s', '5m', '1h' or '7d', got {got}",
+            {"got": describe_value(value)},
+        )
+    try:
+        return parse_duration(value)
+    except DurationSyntaxError as error:
+        raise PydanticCustomError("duration", "{reason}", {"reason": str(error)}) from None
+
+
+def _check_aggregation(value: str) -> str:
+    if value not in AGGREGATIONS:
+        raise PydanticCustomError(
+            "aggregation",
+            "unknown aggregation '{agg}'{hint}",
+            {"agg": value, "hint": did_you_mean(value, AGGREGATIONS, AGGREGATION_SYNONYMS)},
+        )
+    return value
+
+
+def _check_request_type(value: str) -> str:
+    if value not in REQUEST_TYPES:
+        raise PydanticCustomError(
+            "request_type",
+            "unknown type '{type}': expected one of {choices}{hint}",
+            {
+                "type": value,
+                "hint": did_you_mean(value, REQUEST_TYPES, REQUEST_TYPE_SYNONYMS),
+                "choices": ", ".join(REQUEST_TYPES),
+            },
+        )
+    return value
+
+
+def _check_member(value: str) -> str:
+    if _MEMBER.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "service_member",
+            "'{member}' is not a feature reference: write 'view:feature' or a service name",
+            {"member": value},
+        )
+    return value
+
+
+def _check_online(value: str) -> str:
+    if value != "local" and not value.startswith(ONLINE_SCHEMES):
+        raise PydanticCustomError(
+            "online",
+            "expected 'local' or a redis:// URL, got '{value}'{hint}",
+            {"value": value, "hint": did_you_mean(value, ["local"])},
+        )
+    return value
+
+
+def _at_least_one(what: str) -> AfterValidator:
+    """A validator that rejects an empty list or mapping, saying what is missing."""
+
+    def check(value: Any) -> Any:
+        if len(value) == 0:
+            raise PydanticCustomError("empty", "needs at least one {what}", {"what": what})
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+"""A definition or column name: an identifier that is not a Python keyword."""
+
+Duration = Annotated[
+    int, BeforeValidator(_to_microseconds), PlainSerializer(format_duration, return_type=str)
+]
+"""A duration written `90s`/`5m`/`1h`/`7d`, held in microseconds."""
+
+Aggregation = Annotated[str, AfterValidator(_check_aggregation)]
+RequestType = Annotated[str, AfterValidator(_check_request_type)]
+ServiceMember = Annotated[str, AfterValidator(_check_member)]
+
+
+class Definition(BaseModel):
+    """Base of every registry model: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Store(Definition):
+    """Where data lives. Paths are relative to the registry file.
+
+    Attributes:
+        offline: DuckDB file; None means `<project>.duckdb` next to the registry file.
+        online: "local" (the embedded store) or a redis:// URL.
+    """
+
+    offline: str | None = None
+    online: Annotated[str, AfterValidator(_check_online)] = "local"
+
+
+class Entity(Definition):
+    """What features are about (a user, a card); `keys` are its join-key columns."""
+
+    keys: Annotated[tuple[Name, ...], _at_least_one("key column")]
+
+
+class Source(Definition):
+    """An event log: exactly one of a file `path`, a DuckDB `table` or a SQL `query`.
+
+    Attributes:
+        path: Parquet or CSV file or glob, relative to the registry file.
+        table: name of a table in the offline DuckDB file.
+        query: SQL run by DuckDB.
+        timestamp: the event-time column.
+    """
+
+    path: str | None = None
+    table: str | None = None
+    query: str | None = None
+    timestamp: Name
+
+    @model_validator(mode="after")
+    def _check_one_location(self) -> Source:
+        given = [key for key in ("path", "table", "query") if getattr(self, key) is not None]
+        if len(given) != 1:
+            found = " and ".join(f"'{key}'" for key in given) or "none"
+            raise PydanticCustomError(
+                "source_location",
+                "give exactly one of 'path', 'table' or 'query' (found {found})",
+                {"found": found},
+            )
+        return self
+
+    def resolve_path(self, base_dir: Path) -> str | None:
+        """The file path (or glob) made absolute against `base_dir`; None if no `path`."""
+        if self.path is None:
+            return None
+        return str(base_dir / self.path)
+
+
+class Feature(Definition):
+    """One aggregation of a feature view.
+
+    Attributes:
+        agg: one of `transforms.spec.AGGREGATIONS`.
+        expr: expression over source columns; None only for `count`.
+        window: window length in microseconds; None for a lifetime aggregation.
+        hop: hop in microseconds; None means the view's hop or the default.
+    """
+
+    agg: Aggregation
+    expr: str | None = None
+    window: Duration | None = None
+    hop: Duration | None = None
+
+
+class FeatureView(Definition):
+    """Aggregations over one source, keyed by one entity.
+
+    Attributes:
+        source: name of the source.
+        entity: name of the entity.
+        hop: default hop (microseconds) for this view's windowed features.
+        features: feature name → definition, in file order.
+    """
+
+    source: Name
+    entity: Name
+    hop: Duration | None = None
+    features: Annotated[dict[Name, Feature], _at_least_one("feature")]
+
+
+class RequestView(Definition):
+    """Features computed at request time from request fields and view features.
+
+    Attributes:
+        request: field name → type (float64, float32, int64, int32, bool, timestamp).
+        features: feature name → expression text.
+    """
+
+    request: dict[Name, RequestType] = {}
+    features: Annotated[dict[Name, str], _at_least_one("feature")]
+
+
+Service = Annotated[tuple[ServiceMember, ...], _at_least_one("feature")]
+"""A service: `view:feature` references and names of other services, in order."""
+
+
+class Registry(Definition):
+    """A whole registry.yaml. Build it with `featurestore.registry.parse_registry`,
+    which also runs the cross-reference checks."""
+
+    project: Name
+    store: Store = Store()
+    entities: dict[Name, Entity] = {}
+    sources: dict[Name, Source] = {}
+    feature_views: dict[Name, FeatureView] = {}
+    request_views: dict[Name, RequestView] = {}
+    services: dict[Name, Service] = {}
+
+    def effective_hop(self, view: str, feature: str) -> int | None:
+        """The hop (microseconds) a feature uses: its own, its view's, or the default.
+
+        Returns None for a lifetime aggregation (no window, no hop).
+        """
+        view_definition = self.feature_views[view]
+        definition = view_definition.features[feature]
+        if definition.window is None:
+            return None
+        if definition.hop is not None:
+            return definition.hop
+        if view_definition.hop is not None:
+            return view_definition.hop
+        return default_hop(definition.window)
+
+    def service_features(self, service: str) -> tuple[tuple[str, str], ...]:
+        """The (view, feature) references of a service, nested services expanded.
+
+        Order is as listed; a reference reached twice is kept once (first place).
+        """
+        found: dict[tuple[str, str], None] = {}
+        self._expand_service(service, found, (service,))
+        return tuple(found)
+
+    def _expand_service(
+        self, service: str, found: dict[tuple[str, str], None], trail: tuple[str, ...]
+    ) -> None:
+        for member in self.services[service]:
+            if ":" in member:
+                view, feature = member.split(":", 1)
+                found.setdefault((view, feature), None)
+            elif member in self.services and member not in trail:
+                self._expand_service(member, found, (*trail, member))
+
+    def to_graph_spec(self, schemas: Mapping[str, Mapping[str, ColumnType]]) -> GraphSpec:
+        """Translate the registry into the compiler's input.
+
+        Args:
+            schemas: source name → column name → type, for every source a feature
+                view reads (extra sources are ignored).
+
+        Returns:
+            The GraphSpec, with windows and hops in microseconds (hop resolved from
+            the feature, its view or the default; None for lifetime aggregations).
+
+        Raises:
+            SourceError: a source used by a feature view has no schema.
+        """
+        views = tuple(self._view_spec(name) for name in self.feature_views)
+        request_views = tuple(
+            RequestViewSpec(
+                name=name,
+                request=tuple((field, REQUEST_TYPES[kind]) for field, kind in view.request.items()),
+                features=tuple(view.features.items()),
+            )
+            for name, view in self.request_views.items()
+        )
+        used = [name for name in self.sources if any(v.source == name for v in views)]
+        missing = [name for name in used if name not in schemas]
+        if missing:
+            raise SourceError(f"no column schema given for source '{missing[0]}'")
+        return GraphSpec(
+            views=views,
+            request_views=request_views,
+            schemas=tuple((name, tuple(schemas[name].items())) for name in used),
+        )
+
+    def _view_spec(self, name: str) -> ViewSpec:
+        view = self.feature_views[name]
+        return ViewSpec(
+            name=name,
+            source=view.source,
+            keys=self.entities[view.entity].keys,
+            timestamp=self.sources[view.source].timestamp,
+            features=tuple(
+                FeatureSpec(
+                    name=feature,
+                    agg=definition.agg,
+                    expr=definition.expr,
+                    window_us=definition.window,
+                    hop_us=self.effective_hop(name, feature),
+                )
+                for feature, definition in view.features.items()
+            ),
+        )

@@ -1,0 +1,256 @@
+"""The applied registry, kept in the offline DuckDB file.
+
+Every apply that changes something appends one row to `featurestore_registry`:
+version number, the registry text, its SHA-256, the validated definitions as JSON (so
+a later plan does not depend on re-reading old text) and the UTC time. The latest row
+is the applied state.
+
+DuckDB lets one process at a time open a file for writing and holds that lock until
+the connection closes. Connections here are short-lived; when another process holds
+the lock we retry until `lock_timeout` has passed, then fail with a clear error. The
+read, compare and insert of an apply run in one transaction, so two processes applying
+at once end with versions that follow each other and never a half-written state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from featurestore.errors import FeatureStoreError, StoreLockedError
+from featurestore.registry.models import Registry
+from featurestore.registry.plan import Plan, compute_plan
+
+STATE_TABLE = "featurestore_registry"
+
+_CREATE_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {STATE_TABLE} (
+    version INTEGER PRIMARY KEY,
+    registry_hash VARCHAR NOT NULL,
+    registry_text VARCHAR NOT NULL,
+    definition VARCHAR NOT NULL,
+    applied_at TIMESTAMP NOT NULL
+)
+"""
+
+_SELECT_LATEST = f"""
+SELECT version, registry_hash, registry_text, definition, applied_at
+FROM {STATE_TABLE} ORDER BY version DESC LIMIT 1
+"""
+
+_Result = TypeVar("_Result")
+
+
+def registry_hash(text: str) -> str:
+    """SHA-256 (hex) of registry text, the identity of an applied version."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AppliedRegistry:
+    """One applied version of the registry.
+
+    Attributes:
+        version: 1 for the first apply, then one more for each apply that changed
+            something.
+        registry_hash: SHA-256 of `registry_text`.
+        registry_text: the registry file as it was applied.
+        definition: the validated definitions as JSON.
+        applied_at: when it was applied (timezone-aware, UTC).
+    """
+
+    version: int
+    registry_hash: str
+    registry_text: str
+    definition: str
+    applied_at: datetime
+
+    def registry(self) -> Registry:
+        """The applied definitions as a Registry."""
+        return Registry.model_validate_json(self.definition)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What an apply did.
+
+    Attributes:
+        plan: the changes, computed inside the apply's transaction.
+        version: the version applied now (the new one, or the unchanged current one).
+        applied: True when a new version was recorded; False for a no-op.
+    """
+
+    plan: Plan
+    version: int
+    applied: bool
+
+    def render(self) -> str:
+        """A readable account of the apply."""
+        if not self.applied:
+            return f"Nothing to change: version {self.version} is applied and current."
+        if self.plan.is_empty and self.plan.applied_version is None:
+            return f"Applied version {self.version}: the registry defines nothing yet."
+        if self.plan.is_empty:
+            return (
+                f"Applied version {self.version}: no definition changed "
+                "(the file's text did; it is recorded)."
+            )
+        return f"{self.plan.render()}\nApplied version {self.version}."
+
+    def summary(self) -> str:
+        """One line: the version and how many definitions changed."""
+        if not self.applied:
+            return f"Nothing to change: version {self.version} is applied and current."
+        counts = (len(self.plan.added), len(self.plan.changed), len(self.plan.removed))
+        return "Applied version {}: {} added, {} changed, {} removed.".format(self.version, *counts)
+
+
+def plan_against(applied: AppliedRegistry | None, registry: Registry, text: str) -> Plan:
+    """The plan for `registry` (read from `text`) relative to an applied version."""
+    if applied is None:
+        return compute_plan(None, registry, None, text_changed=True)
+    return compute_plan(
+        applied.registry(),
+        registry,
+        applied.version,
+        text_changed=applied.registry_hash != registry_hash(text),
+    )
+
+
+class AppliedState:
+    """Reads and records applied registry versions in a DuckDB file."""
+
+    def __init__(self, database: Path, lock_timeout: float = 30.0) -> None:
+        """Point at the offline DuckDB file; nothing is opened yet.
+
+        Args:
+            database: the offline DuckDB file (created by the first apply).
+            lock_timeout: seconds to keep retrying while another process holds the file.
+        """
+        self.database = database
+        self.lock_timeout = lock_timeout
+
+    def latest(self) -> AppliedRegistry | None:
+        """The applied version, or None when nothing has been applied."""
+        if not self.database.exists():
+            return None
+        return self._with_retries(self._read_latest)
+
+    def apply(self, registry: Registry, text: str) -> ApplyResult:
+        """Record `registry` (read from `text`) as the new applied version, if it differs.
+
+        Raises:
+            StoreLockedError: the file stayed locked by another process.
+            FeatureStoreError: the file cannot be opened or written.
+        """
+        self._create_database()
+        return self._with_retries(lambda connection: self._apply(connection, registry, text))
+
+    def _create_database(self) -> None:
+        """Create the DuckDB file if it is missing, atomically.
+
+        A process that opens a file another process is still creating finds no valid
+        header and fails. So the file is created under a temporary name and hard-linked
+        into place: `link` never replaces, so exactly one creator wins and everyone else
+        only ever opens a complete file.
+        """
+        if self.database.exists():
+            return
+        self.database.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.database.with_name(f".{self.database.name}.{os.getpid()}.new")
+        try:
+            duckdb.connect(str(temporary)).close()
+            os.link(temporary, self.database)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    @staticmethod
+    def _read_latest(connection: duckdb.DuckDBPyConnection) -> AppliedRegistry | None:
+        exists = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [STATE_TABLE]
+        ).fetchone()
+        if exists is None or exists[0] == 0:
+            return None
+        row = connection.execute(_SELECT_LATEST).fetchone()
+        if row is None:
+            return None
+        version, digest, text, definition, applied_at = row
+        return AppliedRegistry(version, digest, text, definition, applied_at.replace(tzinfo=UTC))
+
+    def _apply(
+        self, connection: duckdb.DuckDBPyConnection, registry: Registry, text: str
+    ) -> ApplyResult:
+        connection.begin()
+        try:
+            connection.execute(_CREATE_TABLE)
+            applied = self._read_latest(connection)
+            plan = plan_against(applied, registry, text)
+            if applied is not None and plan.is_empty and not plan.text_changed:
+                connection.rollback()
+                return ApplyResult(plan, applied.version, applied=False)
+            version = 1 if applied is None else applied.version + 1
+            connection.execute(
+                f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?, ?, ?)",
+                [
+                    version,
+                    registry_hash(text),
+                    text,
+                    registry.model_dump_json(),
+                    datetime.now(UTC).replace(tzinfo=None),
+                ],
+            )
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        return ApplyResult(plan, version, applied=True)
+
+    def _with_retries(self, work: Callable[[duckdb.DuckDBPyConnection], _Result]) -> _Result:
+        """Run `work` on a fresh connection, retrying while the file is locked or a
+        concurrent transaction in this process conflicts."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                with self._connection() as connection:
+                    return work(connection)
+            except (duckdb.IOException, duckdb.TransactionException) as error:
+                retryable = isinstance(error, duckdb.TransactionException) or _is_lock(error)
+                if not retryable:
+                    raise FeatureStoreError(
+                        f"cannot use the offline store {self.database}: {_first_line(error)}"
+                    ) from None
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"the offline store {self.database} is locked by another process "
+                        f"(waited {self.lock_timeout:g}s): {_first_line(error)}"
+                    ) from None
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+            delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        connection = duckdb.connect(str(self.database))
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+def _is_lock(error: Exception) -> bool:
+    return "lock" in str(error).lower()
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,1 @@
+"""Tests of the offline data-access layer (DuckDB sources, events, spines, pushes)."""

@@ -1,0 +1,101 @@
+"""FeatureStore facade: locations, environment overrides, plan and apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from featurestore import FeatureStore, FeatureStoreError, RegistryError
+from featurestore.registry.plan import Kind
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_TEXT = (REPO / "registry.yaml").read_text()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("FEATURESTORE_OFFLINE", raising=False)
+    monkeypatch.delenv("FEATURESTORE_ONLINE", raising=False)
+    (tmp_path / "registry.yaml").write_text(DEMO_TEXT)
+    return tmp_path
+
+
+def test_locations_follow_the_registry_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project.parent)
+    store = FeatureStore(Path(project.name) / "registry.yaml")
+    assert store.registry_path == project / "registry.yaml"
+    assert store.base_dir == project
+    assert store.offline_path == project / "data" / "offline.duckdb"
+    assert store.online == "local"
+    assert store.registry.project == "fraud_demo"
+    assert store.registry_text == DEMO_TEXT
+
+
+def test_a_folder_works_and_the_default_offline_file_is_named_by_project(project: Path) -> None:
+    store_section = ("store:", "  offline:", "  online:")
+    lines = [line for line in DEMO_TEXT.splitlines() if not line.startswith(store_section)]
+    text = "\n".join(lines) + "\n"
+    (project / "registry.yaml").write_text(text)
+    store = FeatureStore(project)
+    assert store.registry.store.offline is None
+    assert store.offline_path == project / "fraud_demo.duckdb"
+
+
+def test_environment_overrides_the_store_section(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("FEATURESTORE_OFFLINE", "state.duckdb")
+    monkeypatch.setenv("FEATURESTORE_ONLINE", "redis://127.0.0.1:1/0")
+    store = FeatureStore(project)
+    # A relative path from the environment is relative to where the command runs.
+    assert store.offline_path == elsewhere / "state.duckdb"
+    assert store.online == "redis://127.0.0.1:1/0"
+
+
+def test_bad_online_override_is_an_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEATURESTORE_ONLINE", "memcached://x")
+    with pytest.raises(FeatureStoreError, match="FEATURESTORE_ONLINE must be 'local' or a redis"):
+        FeatureStore(project)
+
+
+def test_plan_apply_and_no_op(project: Path) -> None:
+    store = FeatureStore(project)
+    assert store.applied() is None
+    assert store.plan().applied_version is None
+    first = store.apply()
+    assert (first.version, first.applied) == (1, True)
+    assert store.plan().is_empty
+    assert store.apply().applied is False
+    applied = store.applied()
+    assert applied is not None and applied.registry_text == DEMO_TEXT
+
+
+def test_edits_show_in_a_new_store(project: Path) -> None:
+    FeatureStore(project).apply()
+    path = project / "registry.yaml"
+    path.write_text(DEMO_TEXT.replace("fraud_v1: [", "fraud_v1: [user_txn:amount_max_1d, "))
+    plan = FeatureStore(project).plan()
+    assert [(c.kind, c.name) for c in plan.changes] == [(Kind.SERVICE, "fraud_v1")]
+    assert FeatureStore(project).apply().version == 2
+
+
+def test_invalid_registry_applies_nothing(project: Path) -> None:
+    (project / "registry.yaml").write_text(DEMO_TEXT.replace("agg: mean", "agg: avg"))
+    with pytest.raises(RegistryError, match="unknown aggregation 'avg'"):
+        FeatureStore(project)
+    assert not (project / "data").exists()
+
+
+def test_readme_python_example_runs(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (REPO / "README.md").read_text()
+    code = readme.split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(project)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith("Plan (nothing applied yet):")
+    assert printed.endswith("Applied version 1: 15 added, 0 changed, 0 removed.\n")

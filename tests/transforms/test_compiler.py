@@ -1,0 +1,118 @@
+"""Code generation snapshot, the on-disk kernel cache, and request-view kernels."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.transforms.demo_spec import DEMO_SPEC
+from transforms import GraphError, compile_graph, graph_source
+from transforms.spec import ColumnType, FeatureSpec, GraphSpec, RequestViewSpec, ViewSpec
+
+GOLDEN = Path(__file__).parent / "golden" / "demo_kernels.py.txt"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_generated_source_matches_golden_file() -> None:
+    """A codegen change shows up as a reviewable diff of this file.
+
+    Regenerate with FEATURESTORE_UPDATE_GOLDEN=1 after checking the diff is intended.
+    """
+    _, source, _ = graph_source(DEMO_SPEC)
+    if os.environ.get("FEATURESTORE_UPDATE_GOLDEN"):
+        GOLDEN.write_text(source)
+    assert source == GOLDEN.read_text()
+
+
+def test_hash_is_stable_and_changes_with_definitions() -> None:
+    _, _, first = graph_source(DEMO_SPEC)
+    _, _, again = graph_source(DEMO_SPEC)
+    view = DEMO_SPEC.views[0]
+    changed = GraphSpec(
+        views=(ViewSpec(view.name, view.source, view.keys, view.timestamp,
+                        view.features[:-1]),),
+        request_views=DEMO_SPEC.request_views, schemas=DEMO_SPEC.schemas)
+    _, _, other = graph_source(changed)
+    assert first == again
+    assert other != first
+
+
+CHILD = """
+import json, sys
+from tests.transforms.demo_spec import DEMO_SPEC
+from transforms import compile_graph
+graph = compile_graph(DEMO_SPEC, sys.argv[1])
+hits = misses = 0
+for view in graph.views.values():
+    for kernel in (view._rows, view._training, view._states, view._values):
+        hits += sum(kernel.stats.cache_hits.values())
+        misses += sum(kernel.stats.cache_misses.values())
+print(json.dumps({"hits": hits, "misses": misses}))
+"""
+
+
+def run_child(cache: Path) -> dict[str, int]:
+    result = subprocess.run([sys.executable, "-c", CHILD, str(cache)], cwd=ROOT, check=True,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_second_process_loads_kernels_from_disk_cache(tmp_path: Path) -> None:
+    first = run_child(tmp_path)
+    second = run_child(tmp_path)
+    assert first["misses"] > 0 and first["hits"] == 0
+    assert second == {"hits": 4, "misses": 0}
+    assert len(list(tmp_path.glob("fs_kernels_*.py"))) == 1
+
+
+def test_request_view_evaluates_with_view_features(tmp_path: Path) -> None:
+    graph = compile_graph(DEMO_SPEC, tmp_path)
+    request = graph.request_views["txn_context"]
+    assert request.dependencies == (("user_txn", "amount_mean_30d"),
+                                    ("user_txn", "amount_std_30d"))
+    mean = np.array([10.0, np.nan, 5.0])
+    std = np.array([2.0, 1.0, 0.0])
+    out = request.evaluate({"amount_now": np.array([14.0, 3.0, np.nan])},
+                           {("user_txn", "amount_mean_30d"): mean,
+                            ("user_txn", "amount_std_30d"): std})
+    np.testing.assert_allclose(out[0], [4.0 / (2.0 + 1e-6), np.nan, np.nan])
+    np.testing.assert_allclose(out[1], np.log1p([14.0, 3.0, np.nan]))
+
+
+def spec_with(feature: FeatureSpec, request: tuple = ()) -> GraphSpec:
+    schema = (("x", ColumnType.FLOAT), ("s", ColumnType.STRING), ("ts", ColumnType.TIMESTAMP))
+    view = ViewSpec("v", "src", ("k",), "ts", (feature,))
+    return GraphSpec(views=(view,), request_views=request, schemas=(("src", schema),))
+
+
+@pytest.mark.parametrize(("feature", "message"), [
+    (FeatureSpec("f", "sum", "s", None, None),
+     "feature_views.v.features.f.agg: 'sum' needs a numeric expression, got string"),
+    (FeatureSpec("f", "mean", None, None, None),
+     "feature_views.v.features.f.agg: 'mean' needs an 'expr'"),
+])
+def test_definition_errors_name_the_feature(feature: FeatureSpec, message: str) -> None:
+    with pytest.raises(GraphError) as error:
+        graph_source(spec_with(feature))
+    assert str(error.value) == message
+
+
+def test_expression_errors_carry_path_and_column() -> None:
+    with pytest.raises(GraphError) as error:
+        graph_source(spec_with(FeatureSpec("f", "sum", "x + amount", None, None)))
+    assert error.value.path == ("feature_views", "v", "features", "f", "expr")
+    assert error.value.column == 4
+
+
+def test_request_view_rejects_string_results() -> None:
+    request = RequestViewSpec("r", (("y", ColumnType.FLOAT),), (("bad", "v.f"),))
+    with pytest.raises(GraphError) as error:
+        graph_source(spec_with(FeatureSpec("f", "last", "s", None, None), (request,)))
+    assert error.value.path == ("request_views", "r", "features", "bad")

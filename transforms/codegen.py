@@ -1,0 +1,255 @@
+"""Generate the Python source of the kernel module for a graph.
+
+One module holds every kernel of a registry. For each feature view `v<i>`:
+
+- `v<i>_rows(X, lits)`: evaluates the view's distinct row expressions for a batch of
+  events (X: input columns × rows) into a rows × expressions matrix;
+- per hop group `g<j>`: `empty`, `fold` (one event into a state), `build` (tiles at every
+  level, extending older tiles in place), and per window `w<k>`: `merge`, `final` and
+  `value` (decompose the tail, merge the tiles in time order, merge the head, finalize);
+- `v<i>_training(...)`: values at query times from raw events (the offline path);
+- `v<i>_states(...)`: per-entity state blobs as of an end time (materialization, push);
+- `v<i>_values(...)`: values at lookup times from state blobs (the online path).
+
+Both paths go through the same `value` functions over tiles built by the same `build`
+functions, so their floats agree to the last bit. Request views get `r<i>_eval`.
+"""
+
+from __future__ import annotations
+
+from transforms import aggregations
+from transforms.expression_codegen import ExpressionEmitter, support_source
+from transforms.graph import Graph, GroupPlan, RequestPlan, ViewPlan
+from transforms.kernel_templates import (
+    BUILD_TEMPLATE,
+    HEADER,
+    STATES_TEMPLATE,
+    TRAINING_TEMPLATE,
+    VALUES_TEMPLATE,
+    indent,
+)
+
+JIT = '@numba.njit(cache=True, error_model="numpy")'
+ROWS_SIG = '"float64[:, ::1](float64[:, ::1], float64[::1])"'
+TRAINING_SIG = '"void(int64[::1], int64[::1], float64[:, ::1], int64[::1], int64[::1], float64[:, ::1])"'
+STATES_SIG = ('"Tuple((float64[::1], int64[::1], int64[::1]))(int64[::1], int64[::1], '
+              'float64[:, ::1], float64[::1], int64[::1], int64)"')
+VALUES_SIG = '"void(float64[::1], int64[::1], int64[::1], float64[:, ::1])"'
+EVAL_SIG = '"void(float64[:, ::1], float64[::1], float64[:, ::1])"'
+# Helpers get explicit signatures: otherwise Numba compiles a new specialization for
+# every literal argument it sees (`levels=2`, `m_old=0`, ...), multiplying compile time.
+EMPTY_SIG = '"void(float64[::1])"'
+FOLD_SIG = '"void(float64[::1], int64, float64[:, ::1], int64)"'
+BUILD_SIG = ('"int64(int64[::1], float64[:, ::1], int64, int64, float64[:, ::1], int64, '
+             'float64[:, ::1], int64)"')
+MERGE_SIG = '"void(float64[::1], float64[::1])"'
+FINAL_SIG = '"void(float64[::1], float64[:, ::1], int64)"'
+VALUE_SIG = ('"void(float64[:, ::1], int64, int64, float64[::1], float64[::1], int64[::1], '
+             'int64[::1], float64[:, ::1], int64)"')
+
+
+def eager(signature: str) -> str:
+    """Decorator line compiling a kernel for one signature when the module loads."""
+    return f'@numba.njit({signature}, cache=True, error_model="numpy")'
+
+
+def helper(signature: str) -> str:
+    """Decorator line for a function only other kernels call (no Python entry point)."""
+    return (f'@numba.njit({signature}, cache=True, error_model="numpy", '
+            'no_cpython_wrapper=True)')
+
+
+def generate_module(graph: Graph) -> str:
+    """The full source text of the kernel module for `graph`."""
+    parts = [HEADER, _support_functions()]
+    for i, view in enumerate(graph.views):
+        parts.append(_view_source(f"v{i}", view))
+    for i, request in enumerate(graph.request_views):
+        parts.append(_request_source(f"r{i}", request))
+    return "\n\n".join(part.strip("\n") for part in parts) + "\n"
+
+
+def _support_functions() -> str:
+    return support_source(JIT)
+
+
+def _function(decorator: str, head: str, body: list[str]) -> str:
+    return "\n".join([decorator, f"def {head}:", *indent(body or ["pass"], 1)])
+
+
+def _view_source(prefix: str, view: ViewPlan) -> str:
+    parts = [f"# feature view {view.spec.name!r}", _rows_source(prefix, view)]
+    for j, group in enumerate(view.groups):
+        parts.extend(_group_source(f"{prefix}_g{j}", group))
+    parts.extend(_lifetime_source(f"{prefix}_life", view.lifetime))
+    context = _kernel_context(prefix, view)
+    parts.append(TRAINING_TEMPLATE.substitute(context, sig=eager(TRAINING_SIG)))
+    parts.append(STATES_TEMPLATE.substitute(context, sig=eager(STATES_SIG)))
+    parts.append(VALUES_TEMPLATE.substitute(context, sig=eager(VALUES_SIG)))
+    return "\n\n\n".join(parts)
+
+
+def _emit(inputs: list[str], literals: list[tuple[str, str]]) -> tuple[ExpressionEmitter, list[str]]:
+    """An emitter whose inputs are `X[i, r]` and literal codes `lits[k]`."""
+    variables = {name: f"c{i}" for i, name in enumerate(inputs)}
+    codes = {pair: f"l{k}" for k, pair in enumerate(literals)}
+    lines = [f"c{i} = X[{i}, r]" for i in range(len(inputs))]
+    lines += [f"l{k} = lits[{k}]" for k in range(len(literals))]
+    return ExpressionEmitter(variables, codes), lines
+
+
+def _rows_source(prefix: str, view: ViewPlan) -> str:
+    emitter, loads = _emit(view.input_columns, view.literals)
+    results = [emitter.value(expr) for expr in view.expressions]
+    stores = [f"V[r, {k}] = {name}" for k, name in enumerate(results)]
+    body = [
+        "n = X.shape[1]",
+        f"V = np.empty((n, {max(len(results), 1)}))",
+        "for r in range(n):",
+        *indent(loads + emitter.lines + stores or ["pass"], 1),
+        "return V",
+    ]
+    return _function(eager(ROWS_SIG), f"{prefix}_rows(X, lits)", body)
+
+
+def _fold_body(group: GroupPlan) -> list[str]:
+    body = ["tf = float(t)"]
+    for feature in group.features:
+        x = "1.0" if feature.expr_index < 0 else f"V[r, {feature.expr_index}]"
+        body.append(f"x{feature.index} = {x}")
+        body += aggregations.fold_lines(feature.agg, "st", feature.offset, f"x{feature.index}",
+                                        "tf")
+    return body
+
+
+def _common_source(prefix: str, group: GroupPlan) -> list[str]:
+    empty = [line for f in group.features
+             for line in aggregations.empty_lines(f.agg, "st", f.offset)]
+    return [
+        _function(helper(EMPTY_SIG), f"{prefix}_empty(st)", empty),
+        _function(helper(FOLD_SIG), f"{prefix}_fold(st, t, V, r)", _fold_body(group)),
+    ]
+
+
+def _final_body(features: list) -> list[str]:
+    return [f"out[{f.index}, col] = {aggregations.finalize_expression(f.agg, 'st', f.offset)}"
+            for f in features]
+
+
+def _group_source(prefix: str, group: GroupPlan) -> list[str]:
+    parts = _common_source(prefix, group)
+    parts.append(BUILD_TEMPLATE.substitute(
+        jit=helper(BUILD_SIG), p=prefix, levels=group.levels, hop=group.hop_us,
+        ratio_levels=", ".join(str(4**k) for k in range(group.levels))))
+    for k, window in enumerate(group.windows):
+        members = [f for f in group.features if f.window_us == window]
+        merge = [line for f in members
+                 for line in aggregations.merge_lines(f.agg, "a", "b", f.offset)]
+        parts.append(_function(helper(MERGE_SIG), f"{prefix}_w{k}_merge(a, b)", merge))
+        parts.append(_function(helper(FINAL_SIG), f"{prefix}_w{k}_final(st, out, col)",
+                               _final_body(members)))
+        parts.append(_function(helper(VALUE_SIG), f"{prefix}_w{k}_value(T, m, B, head, acc, lv, ix, out, col)", [
+            f"nb = decompose(B - {window // group.hop_us}, B, {group.levels}, lv, ix)",
+            f"{prefix}_empty(acc)",
+            "for i in range(nb):",
+            "    row = find_tile(T, m, tile_key(lv[i], ix[i]))",
+            "    if row >= 0:",
+            f"        {prefix}_w{k}_merge(acc, T[row, 1:])",
+            f"{prefix}_w{k}_merge(acc, head)",
+            f"{prefix}_w{k}_final(acc, out, col)",
+        ]))
+    return parts
+
+
+def _lifetime_source(prefix: str, group: GroupPlan) -> list[str]:
+    parts = _common_source(prefix, group)
+    parts.append(_function(helper(FINAL_SIG), f"{prefix}_final(st, out, col)",
+                           _final_body(group.features)))
+    return parts
+
+
+def _kernel_context(prefix: str, view: ViewPlan) -> dict[str, str]:
+    """Template fields for the three driver kernels of one view."""
+    groups = list(enumerate(view.groups))
+    life = view.lifetime.width
+    windows = [(j, k) for j, g in groups for k in range(len(g.windows))]
+    max_blocks = max([g.block_bound() for _, g in groups] + [1])
+    return {
+        "p": prefix,
+        "ngroups": str(len(groups)),
+        "life_width": str(life),
+        "max_blocks": str(max_blocks),
+        "alloc_groups": "\n".join(
+            f"    head{j} = np.empty({g.width})\n    acc{j} = np.empty({g.width})\n"
+            f"    none{j} = np.empty((0, {g.width + 1}))" for j, g in groups),
+        "alloc_tiles": "\n".join(
+            f"    T{j} = np.empty(({g.levels} * longest + 1, {g.width + 1}))" for j, g in groups),
+        "build_groups": "\n".join(
+            f"        m{j} = {prefix}_g{j}_build(ts, V, e0, e1, none{j}, 0, T{j}, MIN_TIME)\n"
+            f"        h{j} = e0" for j, _ in groups),
+        "head_groups": "\n".join(
+            f"            B = floor_div(t, {g.hop_us})\n"
+            f"            while h{j} < p and ts[h{j}] < B * {g.hop_us}:\n"
+            f"                h{j} += 1\n"
+            f"            {prefix}_g{j}_empty(head{j})\n"
+            f"            for r in range(h{j}, p):\n"
+            f"                {prefix}_g{j}_fold(head{j}, ts[r], V, r)\n"
+            + "\n".join(f"            {prefix}_g{j}_w{k}_value(T{j}, m{j}, B, head{j}, acc{j}, "
+                        f"lv, ix, out, c)" for jj, k in windows if jj == j)
+            for j, g in groups),
+        "tile_bound": " + ".join(
+            [f"{g.levels} * (k - i) * {g.width + 1}" for _, g in groups] + ["0"]),
+        "alloc_scratch": "\n".join(
+            f"    scratch{j} = np.empty(({g.levels} * longest + most_old // {g.width + 1} + 1, "
+            f"{g.width + 1}))" for j, g in groups),
+        "states_groups": _states_groups(prefix, groups),
+        "values_groups": _values_groups(prefix, groups, windows),
+    }
+
+
+def _states_groups(prefix: str, groups: list[tuple[int, GroupPlan]]) -> str:
+    lines = []
+    for j, g in groups:
+        w = g.width + 1
+        lines += [
+            f"m_old = int(old_data[a0 + 1 + {j}]) if has_old else 0",
+            f"old = old_data[pos_old:pos_old + m_old * {w}].reshape((m_old, {w}))",
+            f"pos_old += m_old * {w}",
+            f"cutoff = floor_div(end, {g.hop_us}) * {g.hop_us} - {g.max_window_us}",
+            f"m = {prefix}_g{j}_build(ts, V, e0, e1, old, m_old, scratch{j}, cutoff)",
+            f"data[o + 1 + {j}] = m",
+            f"copy_rows(scratch{j}, m, data, w)",
+            f"w += m * {w}",
+        ]
+    return "\n".join(indent(lines, 2))
+
+
+def _values_groups(prefix: str, groups: list[tuple[int, GroupPlan]],
+                   windows: list[tuple[int, int]]) -> str:
+    lines = []
+    for j, g in groups:
+        w = g.width + 1
+        lines += [
+            f"m = int(data[a0 + 1 + {j}]) if a1 > a0 else 0",
+            f"T = data[pos:pos + m * {w}].reshape((m, {w}))",
+            f"pos += m * {w}",
+            f"B = floor_div(t, {g.hop_us})",
+            "row = find_tile(T, m, tile_key(0, B))",
+            "if row >= 0:",
+            f"    copy_slots(T[row, 1:], head{j})",
+            "else:",
+            f"    {prefix}_g{j}_empty(head{j})",
+        ]
+        lines += [f"{prefix}_g{j}_w{k}_value(T, m, B, head{j}, acc{j}, lv, ix, out, b)"
+                  for jj, k in windows if jj == j]
+    return "\n".join(indent(lines, 2))
+
+
+def _request_source(prefix: str, request: RequestPlan) -> str:
+    literals: list[tuple[str, str]] = []
+    emitter, loads = _emit(request.inputs, literals)
+    results = [emitter.value(expr) for expr in request.expressions]
+    stores = [f"out[{k}, r] = {name}" for k, name in enumerate(results)]
+    body = ["for r in range(X.shape[1]):", *indent(loads + emitter.lines + stores, 1)]
+    return "\n".join([f"# request view {request.spec.name!r}",
+                      _function(eager(EVAL_SIG), f"{prefix}_eval(X, lits, out)", body)])

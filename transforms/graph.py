@@ -1,0 +1,193 @@
+"""The transform graph: every definition parsed, typed and laid out for code generation.
+
+`build_graph` turns a `GraphSpec` into plans: for each feature view, its distinct row
+expressions (shared between features that use the same one), its aggregation *groups*
+(features with the same hop share one set of tiles; lifetime features share a running
+state) with every feature's slot offset; for each request view, its typed expressions
+and the view features they read. The graph is layered (sources → row expressions →
+aggregations → request features) and request features may read only feature views, so it
+is acyclic by construction; what remains to check is names and types, done here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transforms import aggregations
+from transforms.errors import GraphError
+from transforms.expression_types import infer_type
+from transforms.expressions import (
+    Expr,
+    ExpressionError,
+    parse_expression,
+    referenced_names,
+    string_literals,
+)
+from transforms.spec import ColumnType, GraphSpec, RequestViewSpec, ViewSpec
+from transforms.windows import max_blocks, top_level
+
+NUMERIC = (ColumnType.INT, ColumnType.FLOAT, ColumnType.BOOL)
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """One aggregation feature: where its state lives and what it reads."""
+
+    name: str
+    index: int  # position in the view's feature list (output row)
+    agg: str
+    expr_index: int  # column of the row-expression matrix; -1 = every event counts
+    window_us: int | None
+    offset: int  # first slot in its group's state vector
+    result_type: ColumnType
+
+
+@dataclass
+class GroupPlan:
+    """Features sharing one hop (and so one set of tiles); hop None = lifetime."""
+
+    hop_us: int | None
+    features: list[FeaturePlan] = field(default_factory=list)
+    width: int = 0
+    levels: int = 1
+    windows: list[int] = field(default_factory=list)  # distinct windows, ascending
+
+    @property
+    def max_window_us(self) -> int:
+        """Longest window of the group (how far back online tiles must reach)."""
+        return max(self.windows) if self.windows else 0
+
+    def block_bound(self) -> int:
+        """Upper bound on tiles in any one of this group's window decompositions."""
+        if self.hop_us is None:
+            return 1
+        return max(max_blocks(w // self.hop_us, self.levels) for w in self.windows)
+
+
+@dataclass
+class ViewPlan:
+    """Everything code generation needs for one feature view."""
+
+    spec: ViewSpec
+    input_columns: list[str]
+    column_types: dict[str, ColumnType]
+    expressions: list[Expr]
+    literals: list[tuple[str, str]]  # (column, string literal) compared in expressions
+    groups: list[GroupPlan]  # windowed groups, by ascending hop
+    lifetime: GroupPlan
+    features: list[FeaturePlan]
+
+    @property
+    def string_columns(self) -> list[str]:
+        """Input columns that hold dictionary codes."""
+        return [c for c in self.input_columns if self.column_types[c] == ColumnType.STRING]
+
+
+@dataclass
+class RequestPlan:
+    """Typed expressions of one request view and the inputs they read."""
+
+    spec: RequestViewSpec
+    expressions: list[Expr]
+    inputs: list[str]  # request fields then "view.feature" names, in argument order
+    dependencies: list[tuple[str, str]]
+
+
+@dataclass
+class Graph:
+    """The checked graph of a whole registry."""
+
+    spec: GraphSpec
+    views: list[ViewPlan]
+    request_views: list[RequestPlan]
+
+
+def build_graph(spec: GraphSpec) -> Graph:
+    """Parse, type and lay out every definition.
+
+    Raises:
+        GraphError: for the first definition that cannot be compiled, with its path.
+    """
+    views = [_plan_view(view, spec.schema(view.source)) for view in spec.views]
+    by_name = {plan.spec.name: plan for plan in views}
+    requests = [_plan_request_view(rv, by_name) for rv in spec.request_views]
+    return Graph(spec=spec, views=views, request_views=requests)
+
+
+def _parse(text: str, path: tuple[str, ...], names: dict[str, ColumnType]) -> tuple[Expr, ColumnType]:
+    try:
+        expr = parse_expression(text)
+        return expr, infer_type(expr, names)
+    except ExpressionError as error:
+        raise GraphError(path, str(error), error.column) from None
+
+
+def _plan_view(view: ViewSpec, schema: dict[str, ColumnType]) -> ViewPlan:
+    expressions: list[Expr] = []
+    columns: list[str] = []
+    literals: list[tuple[str, str]] = []
+    groups: dict[int | None, GroupPlan] = {}
+    features: list[FeaturePlan] = []
+    for index, feature in enumerate(view.features):
+        path = ("feature_views", view.name, "features", feature.name)
+        expr_index, expr_type = -1, ColumnType.INT
+        if feature.expr is not None:
+            expr, expr_type = _parse(feature.expr, (*path, "expr"), schema)
+            if expr not in expressions:
+                expressions.append(expr)
+            expr_index = expressions.index(expr)
+            used, _ = referenced_names(expr)
+            columns.extend(c for c in sorted(used) if c not in columns)
+            literals.extend(p for p in sorted(string_literals(expr)) if p not in literals)
+        elif feature.agg != "count":
+            raise GraphError((*path, "agg"), f"'{feature.agg}' needs an 'expr'")
+        result = _result_type(feature.agg, expr_type, (*path, "agg"))
+        group = groups.setdefault(feature.hop_us, GroupPlan(hop_us=feature.hop_us))
+        plan = FeaturePlan(feature.name, index, feature.agg, expr_index, feature.window_us,
+                           group.width, result)
+        group.width += aggregations.width(feature.agg)
+        group.features.append(plan)
+        features.append(plan)
+    for hop, group in groups.items():
+        if hop is not None:
+            group.windows = sorted({f.window_us for f in group.features if f.window_us})
+            group.levels = top_level(group.max_window_us // hop) + 1
+    lifetime = groups.pop(None, GroupPlan(hop_us=None))
+    windowed = [groups[hop] for hop in sorted(h for h in groups if h is not None)]
+    return ViewPlan(view, columns, {c: schema[c] for c in columns}, expressions, literals,
+                    windowed, lifetime, features)
+
+
+def _result_type(agg: str, expr_type: ColumnType, path: tuple[str, ...]) -> ColumnType:
+    if agg == "count":
+        return ColumnType.INT
+    if agg in ("first", "last"):
+        return expr_type
+    if expr_type not in NUMERIC:
+        raise GraphError(path, f"'{agg}' needs a numeric expression, got {expr_type.value}")
+    if agg == "sum":
+        return ColumnType.FLOAT if expr_type == ColumnType.FLOAT else ColumnType.INT
+    if agg in ("min", "max"):
+        return ColumnType.INT if expr_type == ColumnType.BOOL else expr_type
+    return ColumnType.FLOAT
+
+
+def _plan_request_view(rv: RequestViewSpec, views: dict[str, ViewPlan]) -> RequestPlan:
+    names: dict[str, ColumnType] = dict(rv.request)
+    for view in views.values():
+        for feature in view.features:
+            if feature.result_type != ColumnType.STRING:
+                names[f"{view.spec.name}.{feature.name}"] = feature.result_type
+    expressions: list[Expr] = []
+    dependencies: list[tuple[str, str]] = []
+    for name, text in rv.features:
+        path = ("request_views", rv.name, "features", name)
+        expr, expr_type = _parse(text, path, names)
+        if expr_type not in (*NUMERIC, ColumnType.TIMESTAMP):
+            raise GraphError(path, f"a request feature must be numeric, got {expr_type.value}")
+        expressions.append(expr)
+        _, refs = referenced_names(expr)
+        dependencies.extend(r for r in sorted(refs) if r not in dependencies)
+    fields = [name for name, _ in rv.request]
+    inputs = fields + [f"{view}.{feature}" for view, feature in dependencies]
+    return RequestPlan(rv, expressions, inputs, dependencies)
