@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/featurestore demo --dir demo_project
+	$(BIN)/featurestore demo
 
 test: $(STAMP) redis-server
 	$(BIN)/ruff check .

@@ -96,15 +96,17 @@ def encode_strings(
         ValueError: a value is not in the dictionary and `extend` is false.
     """
     strings = values.cast(pa.string())
-    if extend:
-        extend_dictionary(dictionary, strings)
     codes = pc.index_in(strings, value_set=pa.array(dictionary, type=pa.string()))
     missing = codes.null_count - strings.null_count
     if missing:
         unknown = pc.filter(strings, pc.and_(pc.is_null(codes), pc.is_valid(strings)))
-        raise ValueError(
-            f"{missing} values are not in the dictionary (first: {unknown[0].as_py()!r})"
-        )
+        if not extend:
+            raise ValueError(
+                f"{missing} values are not in the dictionary (first: {unknown[0].as_py()!r})"
+            )
+        # Rare (values pushed after the dictionary was built): look up once more.
+        extend_dictionary(dictionary, unknown)
+        codes = pc.index_in(strings, value_set=pa.array(dictionary, type=pa.string()))
     return pc.fill_null(codes.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
 
 

@@ -95,6 +95,22 @@ class EventQuery:
         return " UNION ALL ".join(selects)
 
 
+def micros_sql(column: str, duckdb_type: str) -> str:
+    """SQL for a time column as BIGINT microseconds since the epoch, UTC.
+
+    Nanosecond timestamps are floored (DuckDB's epoch_us rounds them), matching the
+    truncation spines get, so an event never moves later than it happened.
+    """
+    quoted = quote_identifier(column)
+    kind = duckdb_type.upper()
+    if kind == "TIMESTAMP_NS":
+        nanos = f"epoch_ns({quoted})"
+        return f"({nanos} // 1000 - CASE WHEN {nanos} % 1000 < 0 THEN 1 ELSE 0 END)"
+    if kind == "DATE":
+        return f"epoch_us(CAST({quoted} AS TIMESTAMP))"
+    return f"epoch_us({quoted})"
+
+
 def _value_sql(column: str | None, duckdb_type: str | None, as_string: bool) -> str:
     """A value column as the kernels need it: DOUBLE, or VARCHAR for strings."""
     if column is None or duckdb_type is None:
@@ -103,21 +119,21 @@ def _value_sql(column: str | None, duckdb_type: str | None, as_string: bool) -> 
     if as_string:
         return f"CAST({quoted} AS VARCHAR)"
     if column_type(duckdb_type) is ColumnType.TIMESTAMP:
-        moment = f"CAST({quoted} AS TIMESTAMP)" if duckdb_type.upper() == "DATE" else quoted
-        return f"CAST(epoch_us({moment}) AS DOUBLE)"
+        return f"CAST({micros_sql(column, duckdb_type)} AS DOUBLE)"
     return f"CAST({quoted} AS DOUBLE)"
 
 
 def _time_conditions(
     column: str, duckdb_type: str, start_us: int | None, end_us: int | None
 ) -> list[str]:
-    """Exact bounds on epoch_us(ts), plus bounds on the raw column 1 µs wider.
+    """Exact bounds on the time in µs, plus bounds on the raw column 1 µs wider.
 
     The raw-column bounds let DuckDB skip Parquet row groups by their statistics; the
     exact bounds decide, in the microseconds the kernels see.
     """
     quoted = quote_identifier(column)
     aware = is_timezone_aware(duckdb_type)
+    micros = micros_sql(column, duckdb_type)
 
     def moment(micros: int) -> str:
         naive = f"make_timestamp({int(micros)}::BIGINT)"
@@ -125,9 +141,9 @@ def _time_conditions(
 
     conditions = []
     if start_us is not None:
-        conditions += [f"{quoted} >= {moment(start_us - 1)}", f"epoch_us({quoted}) >= {start_us}"]
+        conditions += [f"{quoted} >= {moment(start_us - 1)}", f"{micros} >= {start_us}"]
     if end_us is not None:
-        conditions += [f"{quoted} < {moment(end_us + 1)}", f"epoch_us({quoted}) < {end_us}"]
+        conditions += [f"{quoted} < {moment(end_us + 1)}", f"{micros} < {end_us}"]
     return conditions
 
 
@@ -145,7 +161,9 @@ def _part_sql(
         for key, kind in key_types.items()
     )
     select = [f"{expression} AS __k{i}" for i, expression in enumerate(hashed)]
-    select.append(f"epoch_us({quote_identifier(timestamp)}) AS {TS_COLUMN}")
+    # Segments always hold the timestamp as a naive TIMESTAMP (see push_validation).
+    timestamp_type = types.get(timestamp, "TIMESTAMP")
+    select.append(f"{micros_sql(timestamp, timestamp_type)} AS {TS_COLUMN}")
     select += [
         f"{_value_sql(name if name in types else None, types.get(name), False)} AS __n{i}"
         for i, name in enumerate(numeric)
@@ -155,8 +173,7 @@ def _part_sql(
         for i, name in enumerate(strings)
     ]
     conditions = [f"{quote_identifier(name)} IS NOT NULL" for name in (*key_types, timestamp)]
-    # Segments always hold the timestamp as a naive TIMESTAMP (see push_validation).
-    conditions += _time_conditions(timestamp, types.get(timestamp, "TIMESTAMP"), *window)
+    conditions += _time_conditions(timestamp, timestamp_type, *window)
     text = f"SELECT {', '.join(select)} FROM {relation} WHERE {' AND '.join(conditions)}"
     return text, hashed
 

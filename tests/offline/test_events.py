@@ -435,3 +435,18 @@ def test_bad_sources_fail_when_called_not_when_iterated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no dictionary given for string column 'category'"):
         read_partitions(con, spec, tmp_path, ["user_id"], ["category"], ["category"], {},
                         None, None, 2)  # fmt: skip
+
+
+def test_nanosecond_timestamps_are_floored_like_spines(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE events AS SELECT 1 AS user_id, t AS event_ts, t AS seen FROM (VALUES"
+        " (TIMESTAMP_NS '2024-01-01 00:00:00.000001999'),"
+        " (TIMESTAMP_NS '1969-12-31 23:59:59.999999500')) v(t)"
+    )
+    spec = SourceSpec("s", None, "events", None, "event_ts")
+    [part], _ = _read_all(con, spec, tmp_path, ["seen"], [], 1)
+    assert part.ts.tolist() == [-1, BASE + 1]
+    assert part.columns["seen"].tolist() == [-1.0, float(BASE + 1)]
+    [part], _ = _read_all(con, spec, tmp_path, ["seen"], [], 1, BASE + 1, BASE + 2)
+    assert part.ts.tolist() == [BASE + 1]

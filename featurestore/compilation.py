@@ -1,0 +1,96 @@
+"""From a validated registry to loaded kernels: source schemas, compile, located errors.
+
+Compiling needs each source's column types (expressions are typed against them), so the
+sources are inspected with DuckDB first; a missing source or column is reported with the
+feature that needs it. Compile errors from `transforms` carry the key path of the
+definition; here they become `registry.yaml:LINE:COL: path: message` lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+
+from featurestore.errors import RegistryError
+from featurestore.offline.schema import check_columns, describe_source
+from featurestore.offline.segments import segment_dir
+from featurestore.offline.sources import SourceSpec
+from featurestore.registry import Registry
+from featurestore.registry.loader import load_yaml
+from featurestore.registry.problems import Problem, format_path
+from transforms import CompiledGraph, GraphError, compile_graph
+from transforms.expressions import parse_expression, referenced_names
+from transforms.spec import ColumnType
+
+
+def source_spec(registry: Registry, name: str, offline_path: Path) -> SourceSpec:
+    """The offline layer's description of source `name` (pushed segments included)."""
+    source = registry.sources[name]
+    return SourceSpec(name=name, path=source.path, table=source.table, query=source.query,
+                      timestamp=source.timestamp,
+                      pushed_dir=str(segment_dir(offline_path.parent, name)))
+
+
+def needed_columns(registry: Registry, source: str) -> dict[str, str]:
+    """Columns of `source` the definitions read → the `view:feature` that reads each."""
+    needed: dict[str, str] = {}
+    for view_name, view in registry.feature_views.items():
+        if view.source != source:
+            continue
+        for key in registry.entities[view.entity].keys:
+            needed.setdefault(key, f"{view_name} (entity key)")
+        for feature_name, feature in view.features.items():
+            if feature.expr is None:
+                continue
+            columns, _ = referenced_names(parse_expression(feature.expr))
+            for column in sorted(columns):
+                needed.setdefault(column, f"{view_name}:{feature_name}")
+    return needed
+
+
+def read_schemas(con: duckdb.DuckDBPyConnection, registry: Registry, base_dir: Path,
+                 offline_path: Path) -> dict[str, dict[str, ColumnType]]:
+    """Column types of every source a feature view reads, checked against the definitions.
+
+    Raises:
+        SourceError: a source is missing or unreadable, or lacks a column a feature needs.
+    """
+    schemas: dict[str, dict[str, ColumnType]] = {}
+    for name in sorted({view.source for view in registry.feature_views.values()}):
+        schema = describe_source(con, source_spec(registry, name, offline_path), base_dir)
+        check_columns(schema, needed_columns(registry, name), name)
+        schemas[name] = schema
+    return schemas
+
+
+def compile_registry(registry: Registry, registry_text: str, registry_name: str,
+                     schemas: Mapping[str, Mapping[str, ColumnType]],
+                     cache_dir: Path) -> CompiledGraph:
+    """Compile the registry's definitions into kernels (cached on disk by graph hash).
+
+    Raises:
+        RegistryError: a definition cannot be compiled; the message is located in the file.
+    """
+    try:
+        return compile_graph(registry.to_graph_spec(schemas), cache_dir)
+    except GraphError as error:
+        raise RegistryError([locate(error, registry_text, registry_name)]) from None
+
+
+def locate(error: GraphError, registry_text: str, registry_name: str) -> str:
+    """Render a compile error as `file:LINE:COL: path: message`."""
+    document = load_yaml(registry_text)
+    path = error.path
+    if error.column is not None:
+        position = document.text_position(path, error.column)
+    else:
+        position = document.value_position(path)
+    problem = Problem(position.line, position.column, format_path(path), error.message)
+    return problem.format(registry_name)
+
+
+def kernel_cache_dir(offline_path: Path) -> Path:
+    """Where generated kernel modules and their machine code are cached."""
+    return offline_path.parent / ".featurestore-cache" / "kernels"
