@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from featurestore.compilation import compile_registry, kernel_cache_dir, read_schemas
 from featurestore.errors import FeatureStoreError
+from featurestore.online import OnlineStore, open_online_store
 from featurestore.registry import Registry, load_registry, resolve_registry_path
 from featurestore.registry.models import ONLINE_SCHEMES
 from featurestore.registry.plan import Plan
 from featurestore.registry.state import AppliedRegistry, AppliedState, ApplyResult, plan_against
+from transforms import CompiledGraph
 
 OFFLINE_ENV = "FEATURESTORE_OFFLINE"
 ONLINE_ENV = "FEATURESTORE_ONLINE"
@@ -52,6 +55,8 @@ class FeatureStore:
         self._offline_path = self._resolve_offline()
         self._online = self._resolve_online()
         self._state = AppliedState(self._offline_path, lock_timeout)
+        self._kernels: CompiledGraph | None = None
+        self._online_store: OnlineStore | None = None
 
     @property
     def registry(self) -> Registry:
@@ -93,12 +98,55 @@ class FeatureStore:
         return plan_against(self._state.latest(), self._registry, self._registry_text)
 
     def apply(self) -> ApplyResult:
-        """Record the registry as the applied version (a no-op when nothing changed).
+        """Validate, compile and record the registry as the applied version.
+
+        Sources are checked (they exist and have the columns the features use) and the
+        graph is compiled before anything is recorded; applying an unchanged file is a
+        no-op.
 
         Raises:
+            SourceError: a source is missing or lacks a column a feature needs.
+            RegistryError: a definition cannot be compiled (located in the file).
             StoreLockedError: the offline file stayed locked by another process.
         """
+        self.kernels()
         return self._state.apply(self._registry, self._registry_text)
+
+    def kernels(self) -> CompiledGraph:
+        """The compiled transform graph of this registry (compiled once, cached on disk).
+
+        Reads each source's schema (a short read of the offline file for table and query
+        sources) so expressions are typed against the real columns.
+
+        Raises:
+            SourceError: a source is missing or lacks a column a feature needs.
+            RegistryError: a definition cannot be compiled (located in the file).
+        """
+        if self._kernels is None:
+            schemas = self._state.run(lambda con: read_schemas(
+                con, self._registry, self._base_dir, self._offline_path))
+            self._kernels = compile_registry(
+                self._registry, self._registry_text, self._registry_path.name, schemas,
+                kernel_cache_dir(self._offline_path))
+        return self._kernels
+
+    def online_store(self) -> OnlineStore:
+        """The online store client (opened on first use, then reused)."""
+        if self._online_store is None:
+            self._online_store = open_online_store(self._online, self._offline_path.parent,
+                                                   self._registry.project)
+        return self._online_store
+
+    def offline_database(self) -> AppliedState:
+        """The offline DuckDB file: `run(work)` gives `work` a connection, retrying while
+        another process holds the file's write lock."""
+        return self._state
+
+    def close(self) -> None:
+        """Release the online store connection (the offline file is never held open)."""
+        if self._online_store is not None:
+            self._online_store.close()
+            self._online_store = None
 
     def applied(self) -> AppliedRegistry | None:
         """The applied version recorded in the offline file, or None."""

@@ -143,6 +143,10 @@ class _Inference:
 
     def common(self, node: Call, args: tuple[Expr, ...]) -> ColumnType:
         """The type of a value chosen from `args`: all timestamps, or all numbers."""
+        for arg in args:
+            # Strings have no common code space: each column has its own dictionary.
+            if isinstance(arg, Literal) and isinstance(arg.value, str):
+                raise ExpressionError.at(arg, f"{node.func}() cannot take string {describe(arg)}")
         kinds = [self.infer(arg) for arg in args]
         for arg, kind in zip(args, kinds, strict=True):
             if kind == STRING:

@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore.errors import InputError
+from featurestore.errors import InputError, SourceError
+from featurestore.offline.arrow_types import is_text_type
 from featurestore.offline.sources import fetch_table, quote_identifier
 from transforms.spec import ColumnType
 
@@ -38,9 +39,7 @@ def partition_expression(key_sql: Sequence[str], partitions: int) -> str:
 
 def _accepts(arrow_type: pa.DataType, kind: ColumnType) -> bool:
     """Whether spine values of `arrow_type` may stand for keys of `kind`."""
-    is_text = pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or (
-        pa.types.is_string_view(arrow_type)
-    )
+    is_text = is_text_type(arrow_type)
     if kind is ColumnType.INT:
         # Integers stored as floats (pandas does this when a column had nulls) or as
         # decimal text are accepted when each value converts exactly.
@@ -58,12 +57,15 @@ def normalize_keys(table: pa.Table, key_types: Mapping[str, ColumnType]) -> pa.T
     Raises:
         InputError: a key column has a type that cannot stand for the source's keys, or
             a value does not convert exactly (names the column).
+        SourceError: the source's key column is neither integer nor string.
     """
     columns = {}
     for name, kind in key_types.items():
         if name not in table.column_names:
             columns_given = ", ".join(table.column_names)
             raise InputError(f"missing key column '{name}'; columns: {columns_given}")
+        if kind not in CANONICAL_KEY_TYPES:
+            raise SourceError(f"key column '{name}' is {kind}; keys must be integers or strings")
         target = CANONICAL_KEY_TYPES[kind][1]
         values = table.column(name)
         if pa.types.is_dictionary(values.type):

@@ -22,18 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore.errors import InputError
+from featurestore.offline.arrow_types import ARROW_TYPES, NAIVE_MICROS, is_text_type
 from featurestore.offline.spine import to_arrow
-from featurestore.offline.timestamps import NAIVE_MICROS, normalize_timestamps
+from featurestore.offline.timestamps import normalize_timestamps
 from transforms.spec import ColumnType
-
-ARROW_TYPES: dict[ColumnType, pa.DataType] = {
-    ColumnType.INT: pa.int64(),
-    ColumnType.FLOAT: pa.float64(),
-    ColumnType.BOOL: pa.bool_(),
-    ColumnType.STRING: pa.string(),
-    ColumnType.TIMESTAMP: NAIVE_MICROS,  # naive, holding UTC
-}
-
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -148,9 +140,7 @@ def _family_accepts(arrow_type: pa.DataType, kind: ColumnType) -> bool:
     if kind is ColumnType.BOOL:
         return pa.types.is_boolean(arrow_type)
     if kind is ColumnType.STRING:
-        return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or (
-            pa.types.is_string_view(arrow_type)
-        )
+        return is_text_type(arrow_type)
     return True  # timestamps: normalize_timestamps decides
 
 

@@ -8,17 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore.errors import InputError
-
-NAIVE_MICROS = pa.timestamp("us")
-UTC_MICROS = pa.timestamp("us", tz="UTC")
-
-
-def _is_text(arrow_type: pa.DataType) -> bool:
-    return (
-        pa.types.is_string(arrow_type)
-        or pa.types.is_large_string(arrow_type)
-        or pa.types.is_string_view(arrow_type)
-    )
+from featurestore.offline.arrow_types import NAIVE_MICROS, UTC_MICROS, is_text_type
 
 
 def _parse_text(values: pa.ChunkedArray, label: str) -> pa.ChunkedArray:
@@ -60,7 +50,7 @@ def normalize_timestamps(values: pa.ChunkedArray | pa.Array, label: str) -> pa.C
         return values.cast(UTC_MICROS if kind.tz else NAIVE_MICROS, safe=False)
     if pa.types.is_date(kind):
         return values.cast(NAIVE_MICROS)
-    if _is_text(kind):
+    if is_text_type(kind):
         return _parse_text(values, label)
     if pa.types.is_null(kind):
         return values.cast(NAIVE_MICROS)

@@ -143,7 +143,7 @@ class AppliedState:
         """The applied version, or None when nothing has been applied."""
         if not self.database.exists():
             return None
-        return self._with_retries(self._read_latest)
+        return self.run(self._read_latest)
 
     def apply(self, registry: Registry, text: str) -> ApplyResult:
         """Record `registry` (read from `text`) as the new applied version, if it differs.
@@ -153,7 +153,7 @@ class AppliedState:
             FeatureStoreError: the file cannot be opened or written.
         """
         self._create_database()
-        return self._with_retries(lambda connection: self._apply(connection, registry, text))
+        return self.run(lambda connection: self._apply(connection, registry, text))
 
     def _create_database(self) -> None:
         """Create the DuckDB file if it is missing, atomically.
@@ -216,7 +216,7 @@ class AppliedState:
             raise
         return ApplyResult(plan, version, applied=True)
 
-    def _with_retries(self, work: Callable[[duckdb.DuckDBPyConnection], _Result]) -> _Result:
+    def run(self, work: Callable[[duckdb.DuckDBPyConnection], _Result]) -> _Result:
         """Run `work` on a fresh connection, retrying while the file is locked or a
         concurrent transaction in this process conflicts."""
         deadline = time.monotonic() + self.lock_timeout
