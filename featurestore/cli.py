@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from featurestore.errors import FeatureStoreError, RegistryError
+from featurestore.progress import MaterializeProgress
 from featurestore.sample_data import generate_transactions
 from featurestore.store import FeatureStore
 
@@ -87,6 +88,35 @@ def plan(registry: Path) -> None:
 def apply(registry: Path) -> None:
     """Validate the registry and record it as the applied version."""
     click.echo(FeatureStore(registry).apply().render())
+
+
+@main.command()
+@_registry_option
+@click.option("--end", default=None, help="Process events before this time (ISO-8601, UTC); "
+              "default now.")
+@click.option("--full", is_flag=True, help="Rebuild from all events instead of only new ones.")
+def materialize(registry: Path, end: str | None, full: bool) -> None:
+    """Build offline tables from events before --end and load the online store."""
+    store = FeatureStore(registry)
+    with MaterializeProgress() as progress:
+        result = store.materialize(end=end, full=full, progress=progress.update)
+    click.echo(result.render())
+
+
+@main.command(name="compile")
+@_registry_option
+@click.option("--show", is_flag=True, help="Print the generated kernel source.")
+def compile_command(registry: Path, show: bool) -> None:
+    """Compile the registry's transform graph (cached on disk) and report it."""
+    store = FeatureStore(registry)
+    started = time.perf_counter()
+    kernels = store.kernels()
+    if show:
+        click.echo(kernels.source, nl=False)
+        return
+    click.echo(f"compiled graph {kernels.hash}: {len(kernels.views)} feature views, "
+               f"{len(kernels.request_views)} request views "
+               f"({time.perf_counter() - started:.1f}s)")
 
 
 @main.command()

@@ -7,10 +7,17 @@ work: plan and apply to `featurestore.registry`. It does no work of its own.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
 
 from featurestore.compilation import compile_registry, kernel_cache_dir, read_schemas
 from featurestore.errors import FeatureStoreError
+from featurestore.offline.materialize import MaterializeResult, Progress, materialize
+from featurestore.offline.snapshot import build_snapshot
+from featurestore.offline.training import Output, build_training_set
 from featurestore.online import OnlineStore, open_online_store
 from featurestore.registry import Registry, load_registry, resolve_registry_path
 from featurestore.registry.models import ONLINE_SCHEMES
@@ -111,6 +118,85 @@ class FeatureStore:
         """
         self.kernels()
         return self._state.apply(self._registry, self._registry_text)
+
+    def materialize(self, end: object = None, full: bool = False,
+                    progress: Progress | None = None) -> MaterializeResult:
+        """Process events before `end` (default now, UTC), update the offline tables and
+        load the online store (DESIGN §4.5).
+
+        Only events since the last run's watermark are read unless `full` is set or the
+        definitions changed. The offline update is one transaction and the online load
+        becomes visible atomically.
+
+        Raises:
+            NotAppliedError: the registry has changes that are not applied.
+            InputError: `end` is not a time or precedes the last run's end (without full).
+            SourceError: a source cannot be read.
+            OnlineStoreUnavailable: the online store cannot be reached.
+        """
+        return materialize(self, end=end, full=full, progress=progress)
+
+    def get_training_set(
+        self,
+        spine: object,
+        features: Sequence[str] | str | None = None,
+        service: str | None = None,
+        timestamp: str = "event_ts",
+        full_names: bool = False,
+        output: Output = "pandas",
+    ) -> pd.DataFrame | pa.Table:
+        """A point-in-time training set (DESIGN §4, §8): the spine plus feature columns.
+
+        Each row's features see only events strictly before its time. Every spine
+        column is kept and rows keep their order; feature columns are appended in
+        request order, named by the bare feature name (`view__feature` with
+        `full_names`). Request-view features read their request fields from spine
+        columns of the same name.
+
+        Args:
+            spine: a pandas or polars DataFrame, an Arrow table, or a Parquet path,
+                holding the entity keys, the timestamp column (naive = UTC, tz-aware, or
+                ISO-8601 text) and anything else (labels, request fields).
+            features: `view:feature` references or service names, in output order.
+            service: a service name (instead of `features`).
+            timestamp: the spine's time column.
+            full_names: name feature columns `view__feature`.
+            output: "pandas" (nullable dtypes where an integer can be null) or "arrow"
+                (a pyarrow Table, which large results need not pass through pandas).
+
+        Raises:
+            InputError: bad arguments; the spine lacks an entity key, the timestamp or a
+                request field, has nulls in a key or the timestamp, or already has a
+                column named like a feature; two features share a bare name.
+            SourceError: a source cannot be read or does not match the definitions.
+        """
+        return build_training_set(self, spine, features=features, service=service,
+                                  timestamp=timestamp, full_names=full_names, output=output)
+
+    def snapshot(
+        self,
+        at: object,
+        entity: str | None = None,
+        full_names: bool = False,
+        output: Output = "pandas",
+    ) -> pd.DataFrame | pa.Table:
+        """Batch scoring: every feature of every feature view for each entity at `at`.
+
+        One row per distinct key seen in the views' sources before `at` (sorted by key),
+        with the key columns then the features, each as a training set at `at` would
+        give it.
+
+        Args:
+            at: the time (ISO-8601 text, datetime (naive = UTC) or microseconds).
+            entity: which entity; may be left out when feature views use only one.
+            full_names: name feature columns `view__feature`.
+            output: "pandas" or "arrow".
+
+        Raises:
+            InputError: bad arguments, or two features share a bare name.
+            SourceError: a source cannot be read.
+        """
+        return build_snapshot(self, at, entity=entity, full_names=full_names, output=output)
 
     def kernels(self) -> CompiledGraph:
         """The compiled transform graph of this registry (compiled once, cached on disk).

@@ -31,7 +31,8 @@ from transforms.kernel_templates import (
 
 JIT = '@numba.njit(cache=True, error_model="numpy")'
 ROWS_SIG = '"float64[:, ::1](float64[:, ::1], float64[::1])"'
-TRAINING_SIG = '"void(int64[::1], int64[::1], float64[:, ::1], int64[::1], int64[::1], float64[:, ::1])"'
+TRAINING_SIG = ('"void(int64[::1], int64[::1], float64[:, ::1], int64[::1], int64[::1], '
+                'float64[:, ::1])"')
 STATES_SIG = ('"Tuple((float64[::1], int64[::1], int64[::1]))(int64[::1], int64[::1], '
               'float64[:, ::1], float64[::1], int64[::1], int64)"')
 VALUES_SIG = '"void(float64[::1], int64[::1], int64[::1], float64[:, ::1])"'
@@ -44,6 +45,7 @@ BUILD_SIG = ('"int64(int64[::1], float64[:, ::1], int64, int64, float64[:, ::1],
              'float64[:, ::1], int64)"')
 MERGE_SIG = '"void(float64[::1], float64[::1])"'
 FINAL_SIG = '"void(float64[::1], float64[:, ::1], int64)"'
+LIFE_FINAL_SIG = '"void(float64[::1], float64[:, ::1], int64, int64)"'
 VALUE_SIG = ('"void(float64[:, ::1], int64, int64, float64[::1], float64[::1], int64[::1], '
              'int64[::1], float64[:, ::1], int64)"')
 
@@ -89,7 +91,8 @@ def _view_source(prefix: str, view: ViewPlan) -> str:
     return "\n\n\n".join(parts)
 
 
-def _emit(inputs: list[str], literals: list[tuple[str, str]]) -> tuple[ExpressionEmitter, list[str]]:
+def _emit(inputs: list[str],
+          literals: list[tuple[str, str]]) -> tuple[ExpressionEmitter, list[str]]:
     """An emitter whose inputs are `X[i, r]` and literal codes `lits[k]`."""
     variables = {name: f"c{i}" for i, name in enumerate(inputs)}
     codes = {pair: f"l{k}" for k, pair in enumerate(literals)}
@@ -136,6 +139,18 @@ def _final_body(features: list) -> list[str]:
             for f in features]
 
 
+def _life_final_body(features: list) -> list[str]:
+    """Finalize lifetime features; a windowed `last` lives here too (see graph.py)."""
+    body = []
+    for f in features:
+        value = aggregations.finalize_expression(f.agg, "st", f.offset)
+        if f.window_us is not None:
+            start = f"floor_div(t, {f.hop_us}) * {f.hop_us} - {f.window_us}"
+            value = f"({value} if st[{f.offset}] >= {start} else np.nan)"
+        body.append(f"out[{f.index}, col] = {value}")
+    return body
+
+
 def _group_source(prefix: str, group: GroupPlan) -> list[str]:
     parts = _common_source(prefix, group)
     parts.append(BUILD_TEMPLATE.substitute(
@@ -148,7 +163,8 @@ def _group_source(prefix: str, group: GroupPlan) -> list[str]:
         parts.append(_function(helper(MERGE_SIG), f"{prefix}_w{k}_merge(a, b)", merge))
         parts.append(_function(helper(FINAL_SIG), f"{prefix}_w{k}_final(st, out, col)",
                                _final_body(members)))
-        parts.append(_function(helper(VALUE_SIG), f"{prefix}_w{k}_value(T, m, B, head, acc, lv, ix, out, col)", [
+        head = f"{prefix}_w{k}_value(T, m, B, head, acc, lv, ix, out, col)"
+        parts.append(_function(helper(VALUE_SIG), head, [
             f"nb = decompose(B - {window // group.hop_us}, B, {group.levels}, lv, ix)",
             f"{prefix}_empty(acc)",
             "for i in range(nb):",
@@ -163,8 +179,8 @@ def _group_source(prefix: str, group: GroupPlan) -> list[str]:
 
 def _lifetime_source(prefix: str, group: GroupPlan) -> list[str]:
     parts = _common_source(prefix, group)
-    parts.append(_function(helper(FINAL_SIG), f"{prefix}_final(st, out, col)",
-                           _final_body(group.features)))
+    parts.append(_function(helper(LIFE_FINAL_SIG), f"{prefix}_final(st, out, col, t)",
+                           _life_final_body(group.features)))
     return parts
 
 

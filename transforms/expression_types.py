@@ -34,6 +34,7 @@ NUMERIC = frozenset({INT, FLOAT, BOOL})
 # Operators whose result is integral when every operand is (/ and ** are always float:
 # 2 / 4 and 2 ** -1 are not integers).
 _INTEGRAL_OPERATORS = frozenset({"+", "-", "*", "//", "%"})
+_LONE_STRING = "string literal {} can only be compared with a string column"
 
 
 def infer_type(expr: Expr, names: Mapping[str, ColumnType]) -> ColumnType:
@@ -51,12 +52,7 @@ def infer_type(expr: Expr, names: Mapping[str, ColumnType]) -> ColumnType:
         ExpressionError: for an unknown name (with a suggestion) or a type error,
             located at the offending operand.
     """
-    if isinstance(expr, Literal) and isinstance(expr.value, str):
-        raise ExpressionError.at(expr, _LONE_STRING.format(describe(expr)))
     return _Inference(names).infer(expr)
-
-
-_LONE_STRING = "string literal {} can only be compared with a string column"
 
 
 class _Inference:

@@ -15,47 +15,26 @@ import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-# Function name -> number of arguments. The order is the documented order (DESIGN §5).
+# Function name -> number of arguments, in the order DESIGN §5 lists them.
 FUNCTIONS: dict[str, int] = {
-    "where": 3,
-    "abs": 1,
-    "sqrt": 1,
-    "log": 1,
-    "log1p": 1,
-    "exp": 1,
-    "floor": 1,
-    "ceil": 1,
-    "clip": 3,
-    "min": 2,
-    "max": 2,
-    "isnull": 1,
-    "coalesce": 2,
-    "hour": 1,
-    "dayofweek": 1,
+    "where": 3, "abs": 1, "sqrt": 1, "log": 1, "log1p": 1, "exp": 1, "floor": 1, "ceil": 1,
+    "clip": 3, "min": 2, "max": 2, "isnull": 1, "coalesce": 2, "hour": 1, "dayofweek": 1,
 }
 
 _BINARY = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.Div: "/",
-    ast.FloorDiv: "//",
-    ast.Mod: "%",
-    ast.Pow: "**",
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
+    ast.Mod: "%", ast.Pow: "**",
 }
 _REJECTED_BINARY = {
-    ast.LShift: "<<",
-    ast.RShift: ">>",
-    ast.BitOr: "|",
-    ast.BitXor: "^",
-    ast.BitAnd: "&",
+    ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^", ast.BitAnd: "&",
     ast.MatMult: "@",
 }
 _COMPARE = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 _REJECTED_COMPARE = {ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
 _UNARY_NAMES = {ast.UAdd: "+", ast.Invert: "~"}
 
-# Syntax outside the language, named the way a user would recognise it.
+# Syntax outside the language, named the way a user would recognise it; anything else
+# is named by its `ast` class.
 _FORBIDDEN_SYNTAX = {
     ast.Subscript: "subscript",
     ast.Lambda: "lambda",
@@ -69,11 +48,6 @@ _FORBIDDEN_SYNTAX = {
     ast.Set: "set",
     ast.Dict: "dict",
     ast.JoinedStr: "f-string",
-    ast.Starred: "starred expression",
-    ast.Slice: "slice",
-    ast.Await: "await",
-    ast.Yield: "yield",
-    ast.YieldFrom: "yield",
     ast.NamedExpr: "assignment expression",
 }
 

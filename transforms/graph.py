@@ -38,6 +38,7 @@ class FeaturePlan:
     agg: str
     expr_index: int  # column of the row-expression matrix; -1 = every event counts
     window_us: int | None
+    hop_us: int | None
     offset: int  # first slot in its group's state vector
     result_type: ColumnType
 
@@ -114,7 +115,8 @@ def build_graph(spec: GraphSpec) -> Graph:
     return Graph(spec=spec, views=views, request_views=requests)
 
 
-def _parse(text: str, path: tuple[str, ...], names: dict[str, ColumnType]) -> tuple[Expr, ColumnType]:
+def _parse(text: str, path: tuple[str, ...],
+           names: dict[str, ColumnType]) -> tuple[Expr, ColumnType]:
     try:
         expr = parse_expression(text)
         return expr, infer_type(expr, names)
@@ -142,9 +144,13 @@ def _plan_view(view: ViewSpec, schema: dict[str, ColumnType]) -> ViewPlan:
         elif feature.agg != "count":
             raise GraphError((*path, "agg"), f"'{feature.agg}' needs an 'expr'")
         result = _result_type(feature.agg, expr_type, (*path, "agg"))
-        group = groups.setdefault(feature.hop_us, GroupPlan(hop_us=feature.hop_us))
+        # A windowed `last` is the latest event before t if that event is inside the
+        # window: one running (time, value) pair answers it exactly, with no tiles.
+        tiled = feature.window_us is not None and feature.agg != "last"
+        hop = feature.hop_us if tiled else None
+        group = groups.setdefault(hop, GroupPlan(hop_us=hop))
         plan = FeaturePlan(feature.name, index, feature.agg, expr_index, feature.window_us,
-                           group.width, result)
+                           feature.hop_us, group.width, result)
         group.width += aggregations.width(feature.agg)
         group.features.append(plan)
         features.append(plan)

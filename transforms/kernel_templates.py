@@ -114,7 +114,7 @@ $build_groups
             while p < e1 and ts[p] < t:
                 ${p}_life_fold(life, ts[p], V, p)
                 p += 1
-            ${p}_life_final(life, out, c)
+            ${p}_life_final(life, out, c, t)
 $head_groups
 ''')
 
@@ -190,5 +190,5 @@ $values_groups
             copy_slots(data[pos:pos + $life_width], life)
         else:
             ${p}_life_empty(life)
-        ${p}_life_final(life, out, b)
+        ${p}_life_final(life, out, b, t)
 ''')

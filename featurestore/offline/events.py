@@ -16,9 +16,11 @@ whose key or timestamp is null cannot belong to an entity or a time and are skip
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,6 +165,7 @@ def read_partitions(
     partitions: int,
     *,
     staging_dir: Path | str | None = None,
+    prefetch: bool = True,
 ) -> Iterator[EventPartition]:
     """Stream a source's events in hash partitions, each sorted by (entity, time).
 
@@ -183,6 +186,8 @@ def read_partitions(
         partitions: how many partitions (see `suggest_partitions`).
         staging_dir: where CSV and query sources are staged when partitions > 1
             (default: the system's temporary folder); removed when iteration ends.
+        prefetch: read partition p + 1 in a thread while the caller works on
+            partition p (holds two partitions in memory at a time).
 
     Raises:
         SourceError: the source cannot be read or does not match the definitions.
@@ -193,7 +198,7 @@ def read_partitions(
     # Planning runs now, so a bad source fails at the call rather than at the first next().
     query = plan_events(con, spec, base_dir, keys, columns, string_columns, start_us, end_us)
     stage = partitions > 1 and is_costly_to_rescan(spec)
-    return _stream(con, query, dictionaries, max(partitions, 1), stage, staging_dir)
+    return _stream(con, query, dictionaries, max(partitions, 1), stage, staging_dir, prefetch)
 
 
 def _stream(
@@ -203,13 +208,41 @@ def _stream(
     partitions: int,
     stage: bool,
     staging_dir: Path | str | None,
+    prefetch: bool,
 ) -> Iterator[EventPartition]:
     if not stage:
-        for partition in range(partitions):
-            yield read_partition(con, query, dictionaries, partition, partitions)
+        yield from _read_in_turn(con, query, dictionaries, partitions, prefetch)
         return
     # The staged copy lives as long as the iteration: closing the generator removes it.
     with tempfile.TemporaryDirectory(prefix="featurestore-events-", dir=staging_dir) as folder:
         staged = stage_partitions(con, query, Path(folder) / "staged", partitions)
+        yield from _read_in_turn(con, staged, dictionaries, partitions, prefetch)
+
+
+def _read_in_turn(
+    con: duckdb.DuckDBPyConnection,
+    query: EventQuery,
+    dictionaries: Mapping[str, list[str]],
+    partitions: int,
+    prefetch: bool,
+) -> Iterator[EventPartition]:
+    """Partitions 0, 1, ...; with `prefetch`, DuckDB reads the next one meanwhile.
+
+    DuckDB releases the GIL while it scans and sorts, so reading partition p + 1 in a
+    thread overlaps with whatever the caller does with partition p (the kernels). The
+    thread uses its own cursor: a DuckDB connection must not run two queries at once.
+    Dictionaries may grow from that thread; codes already handed out stay valid.
+    """
+    if not prefetch or partitions == 1:
         for partition in range(partitions):
-            yield read_partition(con, staged, dictionaries, partition, partitions)
+            yield read_partition(con, query, dictionaries, partition, partitions)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool, contextlib.closing(con.cursor()) as cursor:
+        pending = pool.submit(read_partition, cursor, query, dictionaries, 0, partitions)
+        for partition in range(partitions):
+            current = pending.result()
+            if partition + 1 < partitions:
+                pending = pool.submit(
+                    read_partition, cursor, query, dictionaries, partition + 1, partitions
+                )
+            yield current

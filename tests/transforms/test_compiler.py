@@ -58,8 +58,9 @@ print(json.dumps({"hits": hits, "misses": misses}))
 
 
 def run_child(cache: Path) -> dict[str, int]:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", CHILD, str(cache)], cwd=ROOT, check=True,
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            capture_output=True, text=True, env=environment)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

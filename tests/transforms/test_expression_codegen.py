@@ -1,9 +1,10 @@
 """The emitted kernel code against the plain-Python reference evaluator.
 
-Expressions are compiled with Numba exactly as the kernel module compiles them (support
-functions inlined, numpy error model) and evaluated on rows with nulls, zeros, negative
-numbers, infinities and boundary timestamps. Numba compiles are slow, so every compile
-covers many expressions at once.
+Emitted statements are compiled with Numba (numpy error model, as in the kernel module)
+and evaluated on rows with nulls, zeros, negative numbers, infinities and boundary
+timestamps. Numba compiles are slow, so the support functions are compiled once and
+every kernel covers many expressions; one test compiles a module file exactly as the
+kernel module is compiled (inlined support functions, on-disk cache).
 """
 
 from __future__ import annotations

@@ -1,0 +1,155 @@
+"""Feature values of one feature view at spine times, computed from raw events.
+
+The source's events stream in hash partitions sorted by (entity, time)
+(`events.read_partitions`); the spine rows are split by the same hash
+(`keys.partition_of_keys`), so partition p's spine rows meet exactly partition p's events.
+For each partition the spine rows are sorted by (entity, time), the view's compiled
+training kernel computes every feature at those times, and the wanted features are
+scattered back to spine order. Memory holds one partition of events at a time, plus one
+float64 value per spine row and wanted feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from featurestore.offline.dictionaries import build_dictionaries
+from featurestore.offline.events import read_partitions, suggest_partitions
+from featurestore.offline.keys import normalize_keys, partition_of_keys
+from featurestore.offline.schema import check_columns, describe_source
+from featurestore.offline.sources import SourceSpec, count_rows
+from transforms import CompiledView
+from transforms.spec import ColumnType
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """What to compute for one feature view.
+
+    Attributes:
+        view: the compiled view.
+        source: the view's source.
+        keys: the entity key columns (in the source and in the spine).
+        features: the features wanted, a subset of `view.feature_names`.
+        start_us: events before this time cannot reach any wanted feature at the
+            spine's times (None: every event can, e.g. for lifetime features).
+    """
+
+    view: CompiledView
+    source: SourceSpec
+    keys: tuple[str, ...]
+    features: tuple[str, ...]
+    start_us: int | None
+
+
+@dataclass(frozen=True)
+class ViewValues:
+    """Wanted feature values of one view, in spine order.
+
+    Attributes:
+        values: feature → float64 array, one value per spine row (NaN = null; string
+            features hold dictionary codes).
+        dictionaries: source column → dictionary, to decode string features.
+    """
+
+    values: dict[str, np.ndarray]
+    dictionaries: dict[str, list[str]]
+
+
+def earliest_event_needed(
+    windows: Sequence[tuple[int | None, int | None]], first_query_us: int
+) -> int | None:
+    """The start of the earliest window tail any query at or after `first_query_us` reads.
+
+    Args:
+        windows: (window, hop) in microseconds of each wanted feature; (None, None) for
+            a lifetime feature.
+        first_query_us: the earliest spine time.
+
+    Returns:
+        min over features of `floor(t, hop) - window` at the earliest spine time, or None
+        when a lifetime feature needs every event.
+    """
+    starts = []
+    for window, hop in windows:
+        if window is None or hop is None:
+            return None
+        starts.append((first_query_us // hop) * hop - window)
+    return min(starts) if starts else None
+
+
+def compute_view_values(
+    con: duckdb.DuckDBPyConnection,
+    request: ViewRequest,
+    base_dir: Path,
+    spine_keys: pa.Table,
+    spine_us: np.ndarray,
+) -> ViewValues:
+    """The wanted features of one view at every spine row's time.
+
+    Args:
+        con: a connection that can read the view's source.
+        request: the view, its source and the wanted features.
+        base_dir: folder that relative source paths are resolved against.
+        spine_keys: the spine's key columns, in spine order.
+        spine_us: int64 spine times (µs UTC), in spine order.
+
+    Raises:
+        SourceError: the source cannot be read or does not match the definitions.
+        InputError: a spine key column does not convert to the source's key type.
+    """
+    view = request.view
+    wanted = [view.feature_names.index(name) for name in request.features]
+    out = np.full((len(wanted), len(spine_us)), np.nan)
+    if len(spine_us) == 0:
+        return ViewValues(dict(zip(request.features, out, strict=True)), {})
+    key_types = key_kinds(con, request.source, base_dir, request.keys)
+    keys = normalize_keys(spine_keys, key_types)
+    dictionaries = build_dictionaries(con, request.source, base_dir, view.string_columns)
+    partitions = suggest_partitions(count_rows(con, request.source, base_dir))
+    by_partition = _rows_by_partition(
+        partition_of_keys(con, keys, key_types, partitions), partitions
+    )
+    events = read_partitions(
+        con, request.source, base_dir, request.keys, view.input_columns, view.string_columns,
+        dictionaries, request.start_us, int(spine_us.max()), partitions,
+    )  # fmt: skip
+    for partition, rows in zip(events, by_partition, strict=True):
+        if len(rows) == 0:
+            continue
+        query_entity = partition.entities_of(keys.take(rows))
+        query_ts = spine_us[rows]
+        # The kernel walks events and queries together: both sorted by (entity, time).
+        order = np.lexsort((query_ts, query_entity))
+        values = view.training_values(
+            partition.entity, partition.ts, partition.columns, dictionaries,
+            query_entity[order], query_ts[order],
+        )  # fmt: skip
+        out[:, rows[order]] = values[wanted]
+    return ViewValues(dict(zip(request.features, out, strict=True)), dictionaries)
+
+
+def _rows_by_partition(partition_of_row: np.ndarray, partitions: int) -> list[np.ndarray]:
+    """Spine row numbers of each partition, ascending within a partition."""
+    order = np.argsort(partition_of_row, kind="stable")
+    bounds = np.searchsorted(partition_of_row[order], np.arange(partitions + 1))
+    return [order[bounds[p] : bounds[p + 1]] for p in range(partitions)]
+
+
+def key_kinds(
+    con: duckdb.DuckDBPyConnection, source: SourceSpec, base_dir: Path, keys: Sequence[str]
+) -> dict[str, ColumnType]:
+    """The kind (INT or STRING, as the source types it) of each entity key column.
+
+    Raises:
+        SourceError: the source cannot be read or lacks a key column.
+    """
+    schema = describe_source(con, source, base_dir)
+    check_columns(schema, dict.fromkeys(keys, "the entity keys"), source.name)
+    return {key: schema[key] for key in keys}

@@ -1,0 +1,280 @@
+"""Point-in-time training sets (DESIGN §4 and §8): spine in, spine plus features out.
+
+A training set keeps every spine column and row, in order, and appends one column per
+requested feature. A feature-view feature at row (keys, t) is computed by the view's
+compiled training kernel from the source's events before t (`point_in_time`); a
+request-view feature by the request view's compiled kernel, from spine columns (its
+request fields) and from the view features it depends on, the same kernel that serves
+online lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from featurestore.compilation import source_spec
+from featurestore.errors import InputError
+from featurestore.offline.point_in_time import (
+    ViewRequest,
+    ViewValues,
+    compute_view_values,
+    earliest_event_needed,
+)
+from featurestore.offline.spine import load_spine, spine_micros
+from featurestore.offline.timestamps import normalize_timestamps
+from featurestore.offline.training_output import (
+    NEVER_NULL_AGGREGATIONS,
+    FeatureColumn,
+    arrow_result,
+    pandas_result,
+)
+from featurestore.references import FeatureSelection, select_features
+from transforms import CompiledGraph
+from transforms.spec import ColumnType
+
+if TYPE_CHECKING:
+    from featurestore.store import FeatureStore
+
+Output = Literal["pandas", "arrow"]
+OUTPUTS = ("pandas", "arrow")
+_Result = TypeVar("_Result")
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What a training set needs, resolved against the registry and kernels.
+
+    Attributes:
+        selection: the requested features and their output column names.
+        views: feature view → features to compute (requested, or read by a
+            requested request-view feature), in first-use order.
+        keys: every entity key column the spine must hold, in first-use order.
+    """
+
+    selection: FeatureSelection
+    views: dict[str, tuple[str, ...]]
+    keys: tuple[str, ...]
+
+
+def plan_training_set(
+    store: FeatureStore,
+    features: Sequence[str] | str | None,
+    service: str | None,
+    full_names: bool,
+) -> TrainingPlan:
+    """Resolve the requested features into the views and keys a training set needs.
+
+    Raises:
+        InputError: see `references.select_features`.
+    """
+    registry = store.registry
+    graph = store.kernels()
+    selection = select_features(registry, features, service, full_names)
+    needed: dict[str, dict[str, None]] = {}
+    for view, feature in selection.refs:
+        if view in registry.feature_views:
+            needed.setdefault(view, {})[feature] = None
+        else:
+            for dependency_view, dependency in graph.request_views[view].dependencies:
+                needed.setdefault(dependency_view, {})[dependency] = None
+    keys: dict[str, None] = {}
+    for view in needed:
+        keys.update(dict.fromkeys(registry.entities[registry.feature_views[view].entity].keys))
+    return TrainingPlan(selection, {v: tuple(f) for v, f in needed.items()}, tuple(keys))
+
+
+def build_training_set(
+    store: FeatureStore,
+    spine: object,
+    features: Sequence[str] | str | None = None,
+    service: str | None = None,
+    timestamp: str = "event_ts",
+    full_names: bool = False,
+    output: Output = "pandas",
+) -> pd.DataFrame | pa.Table:
+    """A point-in-time training set: the spine with feature columns appended.
+
+    See `FeatureStore.get_training_set` for the arguments.
+
+    Raises:
+        InputError: bad arguments, or a spine that lacks (or has nulls in) an entity key
+            or the timestamp column, lacks a request field, or already holds a column
+            named like a feature.
+        SourceError: a source cannot be read or does not match the definitions.
+    """
+    if output not in OUTPUTS:
+        raise InputError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    plan = plan_training_set(store, features, service, full_names)
+    table = load_spine(spine, plan.keys, timestamp)
+    _check_new_columns(table, plan.selection.columns)
+    columns = feature_columns(store, plan, table, timestamp)
+    if output == "arrow":
+        return arrow_result(table, columns)
+    return pandas_result(table, columns)
+
+
+def feature_columns(
+    store: FeatureStore, plan: TrainingPlan, spine: pa.Table, timestamp: str
+) -> list[FeatureColumn]:
+    """The requested feature columns of a loaded spine, in request order.
+
+    Raises:
+        InputError: the spine lacks a request field a requested feature reads.
+        SourceError: a source cannot be read or does not match the definitions.
+    """
+    graph = store.kernels()
+    request_fields = _request_fields(graph, plan, spine)
+    spine_us = spine_micros(spine, timestamp)
+    values = with_connection(
+        store, list(plan.views), lambda con: _all_view_values(con, store, plan, spine, spine_us)
+    )
+    return [
+        _view_column(store, graph, values[view], view, feature, name)
+        if view in store.registry.feature_views
+        else _request_column(graph, values, request_fields, view, feature, name, spine.num_rows)
+        for (view, feature), name in zip(plan.selection.refs, plan.selection.columns, strict=True)
+    ]
+
+
+def with_connection(
+    store: FeatureStore, views: Sequence[str],
+    work: Callable[[duckdb.DuckDBPyConnection], _Result],
+) -> _Result:  # fmt: skip
+    """Run `work` on a DuckDB connection that can read the sources of `views`.
+
+    File sources need no database: they are read from a private in-memory connection,
+    so a training set never waits for (nor blocks) a materialization holding the
+    offline file's write lock. Table and query sources need the offline file.
+    """
+    registry = store.registry
+    sources = {registry.feature_views[view].source for view in views}
+    if all(registry.sources[name].path is not None for name in sources):
+        with duckdb.connect() as con:
+            return work(con)
+    return store.offline_database().run(work)
+
+
+def _all_view_values(
+    con: duckdb.DuckDBPyConnection,
+    store: FeatureStore,
+    plan: TrainingPlan,
+    spine: pa.Table,
+    spine_us: np.ndarray,
+) -> dict[str, ViewValues]:
+    registry = store.registry
+    graph = store.kernels()
+    first = int(spine_us.min()) if len(spine_us) else 0
+    results = {}
+    for view, features in plan.views.items():
+        definition = registry.feature_views[view]
+        windows = [
+            (definition.features[name].window, registry.effective_hop(view, name))
+            for name in features
+        ]
+        keys = registry.entities[definition.entity].keys
+        request = ViewRequest(
+            graph.views[view], source_spec(registry, definition.source, store.offline_path),
+            tuple(keys), features, earliest_event_needed(windows, first),
+        )  # fmt: skip
+        results[view] = compute_view_values(con, request, store.base_dir, spine.select(keys),
+                                            spine_us)
+    return results
+
+
+def _view_column(
+    store: FeatureStore, graph: CompiledGraph, values: ViewValues, view: str, feature: str,
+    name: str,
+) -> FeatureColumn:  # fmt: skip
+    compiled = graph.views[view]
+    dictionary_column = compiled.string_feature_columns.get(feature)
+    return FeatureColumn(
+        name=name,
+        kind=compiled.feature_types[feature],
+        values=values.values[feature],
+        never_null=store.registry.feature_views[view].features[feature].agg
+        in NEVER_NULL_AGGREGATIONS,
+        dictionary=values.dictionaries.get(dictionary_column) if dictionary_column else None,
+    )
+
+
+def _request_column(
+    graph: CompiledGraph,
+    values: Mapping[str, ViewValues],
+    request_fields: Mapping[str, Mapping[str, np.ndarray]],
+    view: str,
+    feature: str,
+    name: str,
+    rows: int,
+) -> FeatureColumn:
+    compiled = graph.request_views[view]
+    dependencies = {(v, f): values[v].values[f] for v, f in compiled.dependencies}
+    fields = request_fields[view]
+    if not fields and not dependencies:
+        # Constant expressions: the kernel learns the row count from its inputs.
+        fields = {"__rows": np.zeros(rows)}
+    result = compiled.evaluate(fields, dependencies)
+    index = compiled.feature_names.index(feature)
+    return FeatureColumn(name, ColumnType.FLOAT, result[index])
+
+
+def _request_fields(
+    graph: CompiledGraph, plan: TrainingPlan, spine: pa.Table
+) -> dict[str, dict[str, np.ndarray]]:
+    """Request view → its request fields as float64 kernel inputs, read from the spine.
+
+    Raises:
+        InputError: a field is not a spine column, or has a type that cannot stand for
+            the field's type (the message names the column).
+    """
+    fields: dict[str, dict[str, np.ndarray]] = {}
+    for view in dict.fromkeys(v for v, _ in plan.selection.refs if v in graph.request_views):
+        fields[view] = {}
+        for name, kind in graph.request_views[view].request_fields:
+            if name not in spine.column_names:
+                raise InputError(
+                    f"spine has no column '{name}', a request field of request view "
+                    f"'{view}' ({kind}); its columns: {', '.join(spine.column_names)}"
+                )
+            fields[view][name] = request_values(spine.column(name), name, kind)
+    return fields
+
+
+def request_values(values: pa.ChunkedArray, name: str, kind: ColumnType) -> np.ndarray:
+    """A spine column as a request field's kernel input: float64, NaN for null.
+
+    Numbers and booleans stand for numeric and boolean fields; timestamps (or dates,
+    or ISO-8601 text) for timestamp fields, as microseconds.
+
+    Raises:
+        InputError: the column's type cannot stand for the field's.
+    """
+    arrow_type = values.type
+    if kind is ColumnType.TIMESTAMP:
+        label = f"spine column '{name}' (request field)"
+        micros = normalize_timestamps(values, label).cast(pa.int64())
+        return micros.cast(pa.float64()).fill_null(np.nan).to_numpy().astype(np.float64)
+    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or (
+        pa.types.is_decimal(arrow_type) or pa.types.is_boolean(arrow_type)
+    )
+    if not numeric:
+        raise InputError(
+            f"spine column '{name}' has type {arrow_type}, but request field '{name}' is "
+            f"{kind}: give numbers"
+        )
+    return values.cast(pa.float64()).fill_null(np.nan).to_numpy().astype(np.float64)
+
+
+def _check_new_columns(spine: pa.Table, names: Sequence[str]) -> None:
+    clashes = [name for name in names if name in spine.column_names]
+    if clashes:
+        raise InputError(
+            f"spine already has a column named '{clashes[0]}', like a requested feature; "
+            "rename it or pass full_names=True to name features view__feature"
+        )

@@ -1,0 +1,269 @@
+"""Checking and converting what a lookup is given: entity keys, request fields, a time.
+
+Values arrive from Python callers (lists, numpy arrays, pandas Series) or from JSON.
+Conversions are exact or refused, as for pushed rows: an integer key given as "1" is an
+error rather than a silent miss, a float field accepts ints but not booleans.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import operator
+import time
+from collections.abc import Mapping, Sequence
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from featurestore.serving.errors import RequestError
+from transforms.spec import ColumnType
+
+MAX_ENTITIES = 1000
+"""Most entities (rows) one lookup may ask for; larger batches are split by the caller."""
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_KEY_KINDS = {ColumnType.INT: "an integer", ColumnType.STRING: "a string"}
+_FIELD_KINDS = {
+    ColumnType.INT: "an integer",
+    ColumnType.FLOAT: "a number",
+    ColumnType.BOOL: "true or false",
+    ColumnType.TIMESTAMP: "an ISO-8601 timestamp",
+}
+
+
+def lookup_time(at: object) -> int:
+    """The lookup time in microseconds since the epoch, UTC.
+
+    Args:
+        at: None (now), a datetime (naive = UTC), an ISO-8601 string (no offset = UTC),
+            a numpy datetime64, or an int of microseconds since the epoch.
+
+    Raises:
+        RequestError: anything else, or text that is not ISO-8601.
+    """
+    if at is None:
+        return time.time_ns() // 1000
+    if isinstance(at, bool):
+        raise RequestError("invalid_time", "'at' must be a timestamp, not a boolean")
+    if isinstance(at, int | np.integer):
+        return int(at)
+    if isinstance(at, np.datetime64):
+        if np.isnat(at):
+            raise RequestError("invalid_time", "'at' is NaT; give a timestamp")
+        return int(at.astype("datetime64[us]").astype(np.int64))
+    if isinstance(at, str):
+        return _micros(_parse_iso(at, "'at'"))
+    if isinstance(at, dt.datetime):
+        return _micros(at)
+    raise RequestError(
+        "invalid_time",
+        f"'at' must be an ISO-8601 string, a datetime or microseconds since the epoch; "
+        f"got {type(at).__name__}",
+    )
+
+
+def entity_columns(
+    entities: object, key_types: Mapping[str, ColumnType]
+) -> tuple[dict[str, list[int | str]], int]:
+    """Check entity key columns against the keys the features need.
+
+    Args:
+        entities: mapping of key column → list of values.
+        key_types: the key columns needed, in output order → INT or STRING (the type of
+            that column in the source).
+
+    Returns:
+        The key columns in `key_types` order as lists of Python ints and strs, and the
+        number of entities.
+
+    Raises:
+        RequestError: not a mapping, a missing or unknown key column, a value of the
+            wrong type, columns of different lengths, or more than MAX_ENTITIES.
+    """
+    if not isinstance(entities, Mapping):
+        raise RequestError(
+            "invalid_entities",
+            f"'entities' must map key columns to lists of values, got {type(entities).__name__}",
+        )
+    for name in entities:
+        if name not in key_types:
+            expected = ", ".join(key_types) or "none (the features need no entity)"
+            raise RequestError(
+                "unknown_entity_key",
+                f"unknown entity key column '{name}'; the features need: {expected}",
+            )
+    columns: dict[str, list[int | str]] = {}
+    for name, kind in key_types.items():
+        if name not in entities:
+            raise RequestError("missing_entity_key", f"missing entity key column '{name}'")
+        columns[name] = _key_values(entities[name], name, kind)
+    return columns, _common_length(columns, "entity key columns")
+
+
+def request_columns(
+    request: object, field_types: Mapping[str, ColumnType], rows: int | None
+) -> tuple[dict[str, np.ndarray], int | None]:
+    """Check request fields and convert them to the float64 arrays kernels read.
+
+    Args:
+        request: mapping of field → list of values, or None when no field is needed.
+        field_types: the fields the request features need → their types.
+        rows: the number of entities, or None when the lookup has no entity keys
+            (then the fields' common length decides).
+
+    Returns:
+        field → float64 array (NaN for null; booleans 1/0; timestamps in microseconds),
+        and the row count.
+
+    Raises:
+        RequestError: a missing or unknown field, a value of the wrong type, or a length
+            that differs from the entity columns.
+    """
+    if request is None:
+        request = {}
+    if not isinstance(request, Mapping):
+        raise RequestError(
+            "invalid_request_fields",
+            f"'request' must map field names to lists of values, got {type(request).__name__}",
+        )
+    for name in request:
+        if name not in field_types:
+            expected = ", ".join(field_types) or "none"
+            raise RequestError(
+                "unknown_request_field",
+                f"unknown request field '{name}'; the features need: {expected}",
+            )
+    arrays: dict[str, np.ndarray] = {}
+    for name, kind in field_types.items():
+        if name not in request:
+            raise RequestError(
+                "missing_request_field",
+                f"missing request field '{name}' ({kind}), needed by the requested features",
+            )
+        arrays[name] = _field_values(request[name], name, kind)
+    if rows is None:
+        return arrays, _common_length(arrays, "request fields") if arrays else None
+    for name, values in arrays.items():
+        if len(values) != rows:
+            raise RequestError(
+                "length_mismatch",
+                f"request field '{name}' has {len(values)} values for {rows} entities",
+            )
+    return arrays, rows
+
+
+def _as_list(values: object, label: str, code: str) -> list[Any]:
+    if isinstance(values, np.ndarray):
+        return values.tolist()
+    if isinstance(values, Sequence) and not isinstance(values, str | bytes):
+        return list(values)
+    tolist = getattr(values, "tolist", None)  # pandas and polars Series
+    if callable(tolist) and not isinstance(values, str | bytes):
+        return list(tolist())
+    raise RequestError(code, f"{label} must be a list of values, got {type(values).__name__}")
+
+
+def _key_values(values: object, name: str, kind: ColumnType) -> list[int | str]:
+    items = _as_list(values, f"entity key column '{name}'", "invalid_entities")
+    if len(items) > MAX_ENTITIES:
+        raise RequestError(
+            "too_many_entities",
+            f"{len(items)} entities in one lookup; the limit is {MAX_ENTITIES}",
+        )
+    if kind not in _KEY_KINDS:
+        raise RequestError("wrong_type", f"key column '{name}' is {kind}; keys are ints or strs")
+    converted: list[int | str] = []
+    for row, value in enumerate(items):
+        if kind is ColumnType.STRING and isinstance(value, str):
+            converted.append(value)
+            continue
+        if kind is ColumnType.INT and not isinstance(value, bool | np.bool_ | str):
+            try:
+                converted.append(operator.index(value))
+                continue
+            except TypeError:
+                pass
+        raise RequestError(
+            "wrong_type",
+            f"entity key '{name}' row {row}: expected {_KEY_KINDS[kind]} (the source's "
+            f"'{name}' is {kind}), got {value!r} ({type(value).__name__})",
+        )
+    return converted
+
+
+def _field_values(values: object, name: str, kind: ColumnType) -> np.ndarray:
+    items = _as_list(values, f"request field '{name}'", "invalid_request_fields")
+    if len(items) > MAX_ENTITIES:
+        raise RequestError(
+            "too_many_entities",
+            f"{len(items)} rows in one lookup; the limit is {MAX_ENTITIES}",
+        )
+    out = np.empty(len(items))
+    for row, value in enumerate(items):
+        try:
+            out[row] = _field_number(value, kind)
+        except (TypeError, ValueError, OverflowError):
+            raise RequestError(
+                "wrong_type",
+                f"request field '{name}' row {row}: expected {_FIELD_KINDS[kind]} or null, "
+                f"got {value!r} ({type(value).__name__})",
+            ) from None
+    return out
+
+
+def _field_number(value: object, kind: ColumnType) -> float:
+    """One request value as the kernels see it; TypeError/ValueError when it does not fit."""
+    if value is None:
+        return math.nan
+    if kind is ColumnType.BOOL:
+        if isinstance(value, bool | np.bool_):
+            return 1.0 if value else 0.0
+        raise TypeError
+    if isinstance(value, bool | np.bool_):
+        raise TypeError
+    if kind is ColumnType.TIMESTAMP:
+        if isinstance(value, str):
+            return float(_micros(_parse_iso(value, "a request field")))
+        if isinstance(value, dt.datetime):
+            return float(_micros(value))
+        raise TypeError
+    if kind is ColumnType.INT:
+        number = operator.index(value) if not isinstance(value, float) else _integral(value)
+        if abs(number) > 2**53:
+            raise ValueError  # beyond float64's exact integers: the kernel would round it
+        return float(number)
+    if isinstance(value, Real):
+        return float(value)
+    raise TypeError
+
+
+def _integral(value: float) -> int:
+    if not math.isfinite(value) or not value.is_integer():
+        raise ValueError
+    return int(value)
+
+
+def _common_length(columns: Mapping[str, Sequence[Any] | np.ndarray], label: str) -> int:
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name}: {length}" for name, length in lengths.items())
+        raise RequestError("length_mismatch", f"{label} have different lengths ({shown})")
+    return next(iter(lengths.values()), 0)
+
+
+def _parse_iso(text: str, label: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise RequestError(
+            "invalid_time", f"{label} is not an ISO-8601 timestamp: {text!r}"
+        ) from None
+
+
+def _micros(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return (moment - _EPOCH) // _MICROSECOND
