@@ -8,6 +8,7 @@ definition; here they become `registry.yaml:LINE:COL: path: message` lines.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -91,6 +92,16 @@ def locate(error: GraphError, registry_text: str, registry_name: str) -> str:
     return problem.format(registry_name)
 
 
+CACHE_ENV = "FEATURESTORE_CACHE_DIR"
+
+
 def kernel_cache_dir(offline_path: Path) -> Path:
-    """Where generated kernel modules and their machine code are cached."""
+    """Where generated kernel modules and their machine code are cached.
+
+    `$FEATURESTORE_CACHE_DIR/kernels` when set (share one cache between projects with
+    the same definitions), else `.featurestore-cache/kernels` beside the offline file.
+    """
+    shared = os.environ.get(CACHE_ENV)
+    if shared:
+        return Path(shared).resolve() / "kernels"
     return offline_path.parent / ".featurestore-cache" / "kernels"

@@ -7,7 +7,7 @@ work: plan and apply to `featurestore.registry`. It does no work of its own.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +23,11 @@ from featurestore.registry import Registry, load_registry, resolve_registry_path
 from featurestore.registry.models import ONLINE_SCHEMES
 from featurestore.registry.plan import Plan
 from featurestore.registry.state import AppliedRegistry, AppliedState, ApplyResult, plan_against
+from featurestore.serving.lookup import get_online_features as lookup_features
+from featurestore.serving.push import PushResult
+from featurestore.serving.push import push as push_rows
+from featurestore.serving.verify import VerifyReport
+from featurestore.serving.verify import verify as verify_online
 from transforms import CompiledGraph
 
 OFFLINE_ENV = "FEATURESTORE_OFFLINE"
@@ -197,6 +202,74 @@ class FeatureStore:
             SourceError: a source cannot be read.
         """
         return build_snapshot(self, at, entity=entity, full_names=full_names, output=output)
+
+    def get_online_features(
+        self,
+        features: Sequence[str] | str | None = None,
+        service: str | None = None,
+        entities: Mapping[str, object] | None = None,
+        request: Mapping[str, object] | None = None,
+        at: object = None,
+        full_names: bool = False,
+    ) -> dict[str, list]:
+        """Feature values for entities at a time, from the online store (DESIGN §8).
+
+        One round trip to the online store per call, whatever the number of entities
+        and views; values are merged at `at` by the same kernels as training sets.
+
+        Args:
+            features: `view:feature` references or service names, in output order.
+            service: a service name (instead of `features`).
+            entities: entity key column → list of values (at most 1000 entities).
+            request: request field → list of values, one per entity.
+            at: the lookup time (default now): a datetime (naive = UTC), ISO-8601 text
+                or microseconds; not before the materialization end.
+            full_names: name feature columns `view__feature`.
+
+        Returns:
+            The entity key columns, then one list per feature in request order (None
+            for null). Entities never seen get empty-window values (count and sum 0).
+
+        Raises:
+            InputError: bad features, keys, request fields or time (a `RequestError`
+                whose `code` says which).
+            FeatureStoreError: nothing is materialized yet, or the online store was
+                loaded by other definitions (run apply and materialize).
+            OnlineStoreUnavailable: the online store cannot be reached.
+        """
+        return lookup_features(self, features=features, service=service, entities=entities,
+                               request=request, at=at, full_names=full_names)
+
+    def push(self, source: str, rows: object) -> PushResult:
+        """Ingest events of a source: stored durably, then folded into the online states
+        so that the next lookup includes them (DESIGN §4.6).
+
+        Args:
+            source: a source that feature views read.
+            rows: a pandas or polars DataFrame, an Arrow table, a list of dicts or a
+                dict of columns (timestamp and entity keys required).
+
+        Raises:
+            InputError: unknown source or rows that do not match its schema.
+            FeatureStoreError: the online store was loaded by other definitions.
+            OnlineStoreUnavailable: the online store cannot be reached.
+        """
+        return push_rows(self, source, rows)
+
+    def verify(self, entities: int = 100, at: object = None, seed: int = 0) -> VerifyReport:
+        """Check that online values equal offline ones for sampled entities (DESIGN §4.5).
+
+        Args:
+            entities: entities sampled per feature view.
+            at: lookup times (one or a list), at or after the materialization end;
+                default: the end and a few times after it.
+            seed: the sample's seed.
+
+        Raises:
+            FeatureStoreError: nothing is materialized, or by other definitions.
+            InputError: a time before the materialization end.
+        """
+        return verify_online(self, entities=entities, at=at, seed=seed)
 
     def kernels(self) -> CompiledGraph:
         """The compiled transform graph of this registry (compiled once, cached on disk).

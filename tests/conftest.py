@@ -6,6 +6,7 @@ Tests never touch a Redis they did not start: the server here listens on a free 
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import socket
@@ -28,6 +29,11 @@ _READY_LINE = "Ready to accept connections"
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 _TEST_PROJECT = "test_project"
+
+# Compiled kernels are shared by every test and test subprocess (and kept between runs):
+# a registry compiles once, not once per temporary project.
+os.environ.setdefault("FEATURESTORE_CACHE_DIR",
+                      str(Path(__file__).resolve().parents[1] / ".cache" / "test-kernels"))
 
 
 class RedisServer:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from featurestore.cli import main
+from tests.projects import write_demo_project
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN = REPO / "tests" / "registry" / "broken"
@@ -22,7 +23,7 @@ DEMO_TEXT = (REPO / "registry.yaml").read_text()
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("FEATURESTORE_REGISTRY", "FEATURESTORE_OFFLINE", "FEATURESTORE_ONLINE"):
         monkeypatch.delenv(name, raising=False)
-    (tmp_path / "registry.yaml").write_text(DEMO_TEXT)
+    write_demo_project(tmp_path, events=500, users=10)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -118,6 +119,7 @@ def test_bad_option_values_are_usage_errors(project: Path) -> None:
 
 
 def test_demo_generates_plans_and_applies_once(project: Path) -> None:
+    (project / "data" / "transactions.parquet").unlink()
     first = run("demo", "--events", "4000", "--users", "50")
     assert first.exit_code == 0, first.output
     lines = first.stdout.splitlines()

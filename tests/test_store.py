@@ -8,6 +8,7 @@ import pytest
 
 from featurestore import FeatureStore, FeatureStoreError, RegistryError
 from featurestore.registry.plan import Kind
+from tests.projects import write_demo_project
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TEXT = (REPO / "registry.yaml").read_text()
@@ -17,8 +18,7 @@ DEMO_TEXT = (REPO / "registry.yaml").read_text()
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("FEATURESTORE_OFFLINE", raising=False)
     monkeypatch.delenv("FEATURESTORE_ONLINE", raising=False)
-    (tmp_path / "registry.yaml").write_text(DEMO_TEXT)
-    return tmp_path
+    return write_demo_project(tmp_path, events=500, users=10)
 
 
 def test_locations_follow_the_registry_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,7 +86,7 @@ def test_invalid_registry_applies_nothing(project: Path) -> None:
     (project / "registry.yaml").write_text(DEMO_TEXT.replace("agg: mean", "agg: avg"))
     with pytest.raises(RegistryError, match="unknown aggregation 'avg'"):
         FeatureStore(project)
-    assert not (project / "data").exists()
+    assert not (project / "data" / "offline.duckdb").exists()
 
 
 def test_readme_python_example_runs(

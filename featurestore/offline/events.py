@@ -37,7 +37,7 @@ from featurestore.offline.event_query import (
     stage_partitions,
 )
 from featurestore.offline.keys import CANONICAL_KEY_TYPES, dense_entities, entity_ids
-from featurestore.offline.sources import SourceSpec, fetch_table, located_errors
+from featurestore.offline.sources import SourceSpec, fetch_table, located_errors, quote_literal
 
 # A partition this size sorts in DuckDB and sits in numpy in a few hundred MB.
 ROWS_PER_PARTITION = 4_000_000
@@ -219,6 +219,24 @@ def _stream(
         yield from _read_in_turn(con, staged, dictionaries, partitions, prefetch)
 
 
+# Connection-local settings a source's SQL can depend on (relative paths in queries,
+# unqualified table names); a cursor starts from the defaults, so they are copied.
+_SESSION_SETTINGS = ("file_search_path", "search_path", "schema", "TimeZone")
+
+
+def _cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A second connection to the same database, with `con`'s session settings."""
+    names = ", ".join(quote_literal(name) for name in _SESSION_SETTINGS)
+    settings = con.sql(f"SELECT name, value FROM duckdb_settings() WHERE name IN ({names})")
+    cursor = con.cursor()
+    # DuckDB would draw its progress bar from this thread over the caller's output.
+    cursor.execute("SET enable_progress_bar = false")
+    for name, value in settings.fetchall():
+        if value is not None:
+            cursor.execute(f"SET {name} = {quote_literal(str(value))}")
+    return cursor
+
+
 def _read_in_turn(
     con: duckdb.DuckDBPyConnection,
     query: EventQuery,
@@ -237,7 +255,7 @@ def _read_in_turn(
         for partition in range(partitions):
             yield read_partition(con, query, dictionaries, partition, partitions)
         return
-    with ThreadPoolExecutor(max_workers=1) as pool, contextlib.closing(con.cursor()) as cursor:
+    with ThreadPoolExecutor(max_workers=1) as pool, contextlib.closing(_cursor(con)) as cursor:
         pending = pool.submit(read_partition, cursor, query, dictionaries, 0, partitions)
         for partition in range(partitions):
             current = pending.result()

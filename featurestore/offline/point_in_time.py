@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from featurestore.offline import events
 from featurestore.offline.dictionaries import build_dictionaries
 from featurestore.offline.events import read_partitions, suggest_partitions
 from featurestore.offline.keys import normalize_keys, partition_of_keys
@@ -26,6 +27,9 @@ from featurestore.offline.schema import check_columns, describe_source
 from featurestore.offline.sources import SourceSpec, count_rows
 from transforms import CompiledView
 from transforms.spec import ColumnType
+
+# Events per hash partition: one partition's events are in memory at a time.
+ROWS_PER_PARTITION = events.ROWS_PER_PARTITION
 
 
 @dataclass(frozen=True)
@@ -112,26 +116,30 @@ def compute_view_values(
     key_types = key_kinds(con, request.source, base_dir, request.keys)
     keys = normalize_keys(spine_keys, key_types)
     dictionaries = build_dictionaries(con, request.source, base_dir, view.string_columns)
-    partitions = suggest_partitions(count_rows(con, request.source, base_dir))
+    partitions = suggest_partitions(
+        count_rows(con, request.source, base_dir), ROWS_PER_PARTITION
+    )
     by_partition = _rows_by_partition(
         partition_of_keys(con, keys, key_types, partitions), partitions
     )
-    events = read_partitions(
+    partition_events = read_partitions(
         con, request.source, base_dir, request.keys, view.input_columns, view.string_columns,
         dictionaries, request.start_us, int(spine_us.max()), partitions,
     )  # fmt: skip
-    for partition, rows in zip(events, by_partition, strict=True):
+    for partition, rows in zip(partition_events, by_partition, strict=True):
         if len(rows) == 0:
             continue
         query_entity = partition.entities_of(keys.take(rows))
         query_ts = spine_us[rows]
         # The kernel walks events and queries together: both sorted by (entity, time).
         order = np.lexsort((query_ts, query_entity))
+        # Kernels take writable arrays; Arrow hands out read-only zero-copy views.
+        event_ts = partition.ts if partition.ts.flags.writeable else partition.ts.copy()
         values = view.training_values(
-            partition.entity, partition.ts, partition.columns, dictionaries,
+            partition.entity, event_ts, partition.columns, dictionaries,
             query_entity[order], query_ts[order],
         )  # fmt: skip
-        out[:, rows[order]] = values[wanted]
+        out[:, rows] = values[wanted]
     return ViewValues(dict(zip(request.features, out, strict=True)), dictionaries)
 
 

@@ -246,7 +246,7 @@ def validate_rows(
         if name not in schema:
             raise ValueError(f"required column '{name}' is not in the source schema")
     columns, count = _columns_of(rows, prefix)
-    # An empty push names no columns; it is valid and stores nothing.
+    # An empty push names no columns; it is valid (and there is nothing to store).
     _check_names(columns, schema, required if count else (), prefix)
     arrays: dict[str, pa.ChunkedArray | pa.Array] = {}
     for name, kind in schema.items():

@@ -17,6 +17,7 @@ import pytest
 from featurestore.errors import StoreLockedError
 from featurestore.registry import parse_registry
 from featurestore.registry.state import STATE_TABLE, AppliedState, registry_hash
+from tests.projects import write_demo_project
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_TEXT = (REPO / "registry.yaml").read_text()
@@ -159,8 +160,7 @@ def test_processes_applying_at_once_leave_a_consistent_history(tmp_path: Path) -
     # when it differs from the one before it.
     texts = {"a": DEMO_TEXT, "b": DEMO_TEXT, "c": CHANGED_TEXT}
     for name, text in texts.items():
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "registry.yaml").write_text(text)
+        write_demo_project(tmp_path / name, text, events=200, users=5)
     shared = tmp_path / "shared.duckdb"
     results = race(
         [tmp_path / name for name in texts],

@@ -1,0 +1,367 @@
+"""Online lookups: feature values for entities at a time, from the online store's states.
+
+A lookup is one `OnlineStore.read` (the state of every entity in every needed view,
+plus the metadata that checks and decodes them, from one published version), then the
+compiled kernels: `values_from_states` merges each state's tiles at the lookup time and
+`evaluate` computes request features, the same functions the offline path calls.
+
+What a selection of features needs (views, key columns, request fields, metadata names,
+output columns and their types) is worked out once and kept in a `LookupPlan`; an
+`OnlineLookup` caches the plans of the selections it has seen, so a repeated request pays
+only for checking its input, one round trip and the kernels.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import orjson
+
+from featurestore.errors import InputError
+from featurestore.online import OnlineStore, ReadResult
+from featurestore.references import FeatureSelection, select_features
+from featurestore.registry import Registry
+from featurestore.serving.errors import NotMaterializedError, RegistryMismatchError, RequestError
+from featurestore.serving.inputs import entity_columns, lookup_time, request_columns
+from featurestore.serving.values import python_values
+from featurestore.times import format_micros
+from transforms import CompiledGraph
+from transforms.spec import ColumnType
+
+if TYPE_CHECKING:
+    from featurestore.store import FeatureStore
+
+GRAPH_HASH = "graph_hash"
+"""Metadata name: the kernels' hash (`CompiledGraph.hash`) that loaded the states."""
+
+_PLAN_CACHE_SIZE = 256
+
+
+def end_name(view: str) -> str:
+    """Metadata name of a view's materialization end (decimal microseconds, UTF-8)."""
+    return f"end:{view}"
+
+
+def dictionary_name(view: str) -> str:
+    """Metadata name of a view's string dictionaries (JSON: column → list of values)."""
+    return f"dictionaries:{view}"
+
+
+@dataclass(frozen=True)
+class _ViewRead:
+    """One feature view a lookup reads: its states are keyed by `key_columns`."""
+
+    name: str
+    key_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Output:
+    """One output column: row `row` of the values computed for `view`."""
+
+    column: str
+    view: str
+    row: int
+    kind: ColumnType
+    dictionary_column: str | None
+
+
+@dataclass(frozen=True)
+class LookupPlan:
+    """Everything about a selection of features that does not depend on the entities.
+
+    Attributes:
+        key_types: entity key columns needed, in output order → INT or STRING.
+        reads: the feature views whose states are read, in first-use order.
+        request_views: names of the request views to evaluate.
+        field_types: request fields needed → their types.
+        metadata_names: metadata read with the states (hash, ends, dictionaries).
+        outputs: the feature columns, in request order.
+    """
+
+    key_types: dict[str, ColumnType]
+    reads: tuple[_ViewRead, ...]
+    request_views: tuple[str, ...]
+    field_types: dict[str, ColumnType]
+    metadata_names: tuple[str, ...]
+    outputs: tuple[_Output, ...]
+
+
+class OnlineLookup:
+    """Answers lookups for one registry and its compiled kernels.
+
+    Create it once (a server does so at startup) and call `lookup` for each request;
+    it holds no connection, the online store is passed in.
+
+    Args:
+        registry: the validated definitions.
+        kernels: the registry's compiled graph.
+    """
+
+    def __init__(self, registry: Registry, kernels: CompiledGraph) -> None:
+        self.registry = registry
+        self.kernels = kernels
+        self._hash = kernels.hash.encode()
+        self._plans: dict[tuple, LookupPlan] = {}
+        # Decoded dictionaries by view, with the raw blob they came from: a lookup
+        # re-parses one only when the stored blob changed (a push added a value).
+        self._dictionaries: dict[str, tuple[bytes, dict[str, list[str]]]] = {}
+
+    def plan(
+        self, features: Sequence[str] | str | None, service: str | None, full_names: bool
+    ) -> LookupPlan:
+        """The plan of a selection (cached).
+
+        Raises:
+            RequestError: neither or both of features and service, an unknown view,
+                feature or service, or two features sharing a bare name.
+        """
+        cache_key = _cache_key(features, service, full_names)
+        plan = self._plans.get(cache_key) if cache_key is not None else None
+        if plan is None:
+            plan = self._build_plan(_select(self.registry, features, service, full_names))
+            if cache_key is not None:
+                if len(self._plans) >= _PLAN_CACHE_SIZE:
+                    self._plans.clear()
+                self._plans[cache_key] = plan
+        return plan
+
+    def lookup(
+        self,
+        online: OnlineStore,
+        *,
+        features: Sequence[str] | str | None = None,
+        service: str | None = None,
+        entities: Mapping[str, object] | None = None,
+        request: Mapping[str, object] | None = None,
+        at: object = None,
+        full_names: bool = False,
+    ) -> dict[str, list]:
+        """Feature values for entities at a time; see `get_online_features`."""
+        plan = self.plan(features, service, full_names)
+        keys, rows = entity_columns(entities if entities is not None else {}, plan.key_types)
+        fields, counted = request_columns(request, plan.field_types, rows if plan.reads else None)
+        at_us = lookup_time(at)
+        values = self._view_values(online, plan, keys, at_us) if plan.reads else {}
+        count = rows if plan.reads else (counted or 0)
+        for name in plan.request_views:
+            compiled = self.kernels.request_views[name]
+            dependencies = {ref: values[ref[0]][self._row(*ref)] for ref in compiled.dependencies}
+            values[name] = compiled.evaluate(fields, dependencies)
+        out: dict[str, list] = dict(keys)
+        for output in plan.outputs:
+            dictionary = (
+                self._dictionaries[output.view][1].get(output.dictionary_column, [])
+                if output.dictionary_column is not None
+                else None
+            )
+            out[output.column] = python_values(
+                values[output.view][output.row][:count], output.kind, dictionary
+            )
+        return out
+
+    def _view_values(
+        self, online: OnlineStore, plan: LookupPlan, keys: dict[str, list], at_us: int
+    ) -> dict[str, np.ndarray]:
+        """Read every needed state in one round trip and merge each view at `at_us`."""
+        per_view = [_key_tuples(keys, read.key_columns) for read in plan.reads]
+        requests = [
+            (read.name, key) for read, tuples in zip(plan.reads, per_view, strict=True)
+            for key in tuples
+        ]
+        result = online.read(requests, plan.metadata_names)
+        self._check(result, plan, at_us)
+        values: dict[str, np.ndarray] = {}
+        start = 0
+        for read, tuples in zip(plan.reads, per_view, strict=True):
+            blobs = result.states[start : start + len(tuples)]
+            start += len(tuples)
+            values[read.name] = self.kernels.views[read.name].values_from_states(blobs, at_us)
+        return values
+
+    def _check(self, result: ReadResult, plan: LookupPlan, at_us: int) -> None:
+        """Refuse states that are missing, of other definitions, or newer than `at_us`."""
+        if result.version is None:
+            raise NotMaterializedError(
+                "nothing is materialized in the online store yet: run `featurestore materialize`"
+            )
+        metadata = result.metadata
+        if metadata[GRAPH_HASH] != self._hash:
+            raise RegistryMismatchError(registry_mismatch_message(metadata[GRAPH_HASH], self._hash))
+        for read in plan.reads:
+            end = metadata[end_name(read.name)]
+            if end is None:
+                raise NotMaterializedError(f"feature view '{read.name}' is not materialized: "
+                                           "run `featurestore materialize`")
+            if at_us < int(end):
+                raise RequestError(
+                    "time_before_materialization",
+                    f"'at' is before the online state of '{read.name}', materialized up to "
+                    f"{format_micros(int(end))}; online lookups answer from then on (use a "
+                    "training set for earlier times)",
+                )
+            name = dictionary_name(read.name)
+            if name in metadata:
+                self._decode_dictionaries(read.name, metadata[name])
+
+    def _decode_dictionaries(self, view: str, blob: bytes | None) -> None:
+        cached = self._dictionaries.get(view)
+        if cached is not None and cached[0] == blob:
+            return
+        self._dictionaries[view] = (blob or b"", orjson.loads(blob) if blob else {})
+
+    def _row(self, view: str, feature: str) -> int:
+        return self.kernels.views[view].feature_names.index(feature)
+
+    def _build_plan(self, selection: FeatureSelection) -> LookupPlan:
+        registry, kernels = self.registry, self.kernels
+        request_views = selection.request_views(registry)
+        view_names = selection.feature_views(registry)
+        for name in request_views:
+            for view, _ in kernels.request_views[name].dependencies:
+                if view not in view_names:
+                    view_names.append(view)
+        key_types: dict[str, ColumnType] = {}
+        reads = []
+        for name in view_names:
+            view = registry.feature_views[name]
+            schema = kernels.graph.spec.schema(view.source)
+            columns = registry.entities[view.entity].keys
+            key_types.update((column, schema[column]) for column in columns)
+            reads.append(_ViewRead(name, columns))
+        outputs = tuple(
+            self._output(column, view, feature)
+            for (view, feature), column in zip(selection.refs, selection.columns, strict=True)
+        )
+        strings = {output.view for output in outputs if output.dictionary_column is not None}
+        metadata = [GRAPH_HASH] if reads else []
+        metadata += [end_name(name) for name in view_names]
+        metadata += [dictionary_name(name) for name in view_names if name in strings]
+        field_types: dict[str, ColumnType] = {}
+        for name in request_views:
+            field_types.update(kernels.request_views[name].request_fields)
+        return LookupPlan(key_types, tuple(reads), tuple(request_views), field_types,
+                          tuple(metadata), outputs)
+
+    def _output(self, column: str, view: str, feature: str) -> _Output:
+        if view in self.kernels.views:
+            compiled = self.kernels.views[view]
+            return _Output(column, view, compiled.feature_names.index(feature),
+                           compiled.feature_types[feature],
+                           compiled.string_feature_columns.get(feature))
+        # Request features are floats, as in training sets.
+        row = self.kernels.request_views[view].feature_names.index(feature)
+        return _Output(column, view, row, ColumnType.FLOAT, None)
+
+
+def get_online_features(
+    store: FeatureStore,
+    features: Sequence[str] | str | None = None,
+    service: str | None = None,
+    entities: Mapping[str, object] | None = None,
+    request: Mapping[str, object] | None = None,
+    at: object = None,
+    full_names: bool = False,
+) -> dict[str, list]:
+    """Feature values for entities at a time, from the online store (DESIGN §8).
+
+    Args:
+        store: the feature store.
+        features: `view:feature` references (or service names), in output order.
+        service: a service name instead of `features`.
+        entities: entity key column → list of key values (at most `MAX_ENTITIES`).
+        request: request field → list of values, one per entity, for request features.
+        at: the lookup time: None (now), a datetime (naive = UTC), an ISO-8601 string
+            or microseconds since the epoch; not before the materialization end.
+        full_names: name feature columns `view__feature` instead of the bare name.
+
+    Returns:
+        The entity key columns, then one column per feature in request order; nulls are
+        None, counts are ints, `first`/`last` of strings are strings. Entities the
+        store has never seen get the values of an empty window (count and sum 0).
+
+    Raises:
+        RequestError: bad features, entity keys, request fields or time (the code says
+            which).
+        NotMaterializedError: nothing is materialized yet.
+        RegistryMismatchError: the online store was loaded by other definitions.
+        OnlineStoreUnavailable: the online store cannot be reached.
+    """
+    return lookup_engine(store).lookup(
+        store.online_store(), features=features, service=service, entities=entities,
+        request=request, at=at, full_names=full_names,
+    )
+
+
+_ENGINES: weakref.WeakKeyDictionary[FeatureStore, OnlineLookup] = weakref.WeakKeyDictionary()
+
+
+def lookup_engine(store: FeatureStore) -> OnlineLookup:
+    """The `OnlineLookup` of a store, built on first use and kept while the store lives."""
+    engine = _ENGINES.get(store)
+    if engine is None:
+        engine = _ENGINES[store] = OnlineLookup(store.registry, store.kernels())
+    return engine
+
+
+def registry_mismatch_message(stored: bytes | None, expected: bytes) -> str:
+    """Why the online store's states cannot be used with these kernels, and the fix."""
+    shown = stored.decode(errors="replace") if stored else "unknown"
+    return (
+        f"the online store was loaded by other definitions (graph {shown}, this registry "
+        f"compiles to {expected.decode()}): run `featurestore apply` and "
+        "`featurestore materialize`"
+    )
+
+
+def _key_tuples(keys: dict[str, list], columns: tuple[str, ...]) -> list[tuple]:
+    if len(columns) == 1:
+        return [(value,) for value in keys[columns[0]]]
+    return list(zip(*(keys[column] for column in columns), strict=True))
+
+
+def _cache_key(
+    features: Sequence[str] | str | None, service: object, full_names: bool
+) -> tuple | None:
+    """A hashable key for the plan cache, or None for input too odd to cache."""
+    if isinstance(features, list | tuple) and all(isinstance(f, str) for f in features):
+        features = tuple(features)
+    elif features is not None and not isinstance(features, str):
+        return None
+    if service is not None and not isinstance(service, str):
+        return None
+    return (features, service, bool(full_names))
+
+
+def _select(
+    registry: Registry, features: object, service: object, full_names: bool
+) -> FeatureSelection:
+    """`select_features` with shape checks first and a code on every error."""
+    if features is not None and not (
+        isinstance(features, str)
+        or (isinstance(features, list | tuple) and all(isinstance(f, str) for f in features))
+    ):
+        raise RequestError("invalid_features",
+                           "'features' must be a list of 'view:feature' strings")
+    if service is not None and not isinstance(service, str):
+        raise RequestError("invalid_features", "'service' must be a service name")
+    try:
+        return select_features(registry, features, service, bool(full_names))
+    except InputError as error:
+        members = [service] if service is not None else (
+            [features] if isinstance(features, str) else list(features or []))
+        unknown = any(not _known(registry, member) for member in members)
+        raise RequestError("unknown_feature" if unknown else "invalid_features",
+                           str(error)) from None
+
+
+def _known(registry: Registry, member: str) -> bool:
+    if ":" not in member:
+        return member in registry.services
+    view, feature = member.split(":", 1)
+    views = {**registry.feature_views, **registry.request_views}
+    return view in views and feature in views[view].features

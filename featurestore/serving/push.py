@@ -1,0 +1,282 @@
+"""Push: new events reach the online states without a materialization (DESIGN §4.6).
+
+Order of work, and why:
+
+1. The rows are validated against the source's schema (exact conversions or an error).
+2. One metadata read checks the online store answers and was loaded by these kernels,
+   so a push that cannot reach the online store fails before anything is stored and
+   can be retried safely.
+3. The rows are appended durably as a Parquet segment of the source. That file is the
+   record: training sets and every later materialization read it, so a Redis that
+   restarts empty loses nothing. Segments are plain files, written without the DuckDB
+   file, so pushes run while a materialization holds DuckDB's write lock.
+4. For every feature view on the source, the rows are folded into the states of their
+   entities by `CompiledView.update_states`, inside one `OnlineStore.update_many` per
+   batch: an atomic read-modify-write, retried on conflict, so concurrent pushes for one
+   entity lose nothing. Strings the view's dictionary lacks are appended to it in the
+   same update, since the new codes live in the states written with it.
+
+With nothing published yet (a fresh or emptied online store) step 4 is skipped: the
+events are in the segment and the next materialization loads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featurestore.errors import InputError
+from featurestore.offline import append_segment, validate_rows
+from featurestore.offline.dictionaries import encode_strings
+from featurestore.offline.timestamps import epoch_micros
+from featurestore.online import OnlineStore
+from featurestore.registry import Registry
+from featurestore.registry.suggestions import did_you_mean
+from featurestore.serving.errors import RegistryMismatchError, RequestError
+from featurestore.serving.lookup import (
+    GRAPH_HASH,
+    dictionary_name,
+    end_name,
+    registry_mismatch_message,
+)
+from transforms import CompiledGraph, CompiledView
+from transforms.spec import ColumnType
+
+if TYPE_CHECKING:
+    from featurestore.store import FeatureStore
+
+ROWS_PER_UPDATE = 5000
+"""Rows folded per atomic update: bounds the keys one transaction watches and writes."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push did.
+
+    Attributes:
+        source: the source the rows belong to.
+        rows: how many rows were stored.
+        segment: the durable Parquet segment holding them (None for an empty push).
+        online: True when the online states include the rows; False when nothing is
+            materialized yet (the next materialization loads them from the segment).
+        entities: how many (view, entity) states were updated.
+    """
+
+    source: str
+    rows: int
+    segment: Path | None
+    online: bool
+    entities: int
+
+
+@dataclass(frozen=True)
+class _ViewBatch:
+    """Rows of one batch prepared for one view: sorted by (entity, time)."""
+
+    view: CompiledView
+    keys: list[tuple]  # the distinct entity keys; entity id i is keys[i]
+    entity: np.ndarray  # int64 entity id per row, ascending
+    ts: np.ndarray  # int64 microseconds per row
+    table: pa.Table  # the rows in the same order
+
+
+def push(store: FeatureStore, source: str, rows: object) -> PushResult:
+    """Ingest events of a source: durably, then into the online states.
+
+    Args:
+        store: the feature store.
+        source: a source read by at least one feature view.
+        rows: a pandas or polars DataFrame, an Arrow table, a list of dicts or a dict of
+            columns, with the source's columns (absent ones are null; the timestamp and
+            entity keys are required).
+
+    Returns:
+        What was stored and whether the online store took it.
+
+    Raises:
+        RequestError: unknown source, or rows that do not match its schema (code
+            ``unknown_source`` or ``invalid_rows``).
+        RegistryMismatchError: the online store was loaded by other definitions
+            (nothing is stored).
+        OnlineStoreUnavailable: the online store cannot be reached before the rows were
+            stored (nothing is stored), or failed after (the message says they are kept).
+    """
+    registry, kernels = store.registry, store.kernels()
+    views = _views_of(registry, kernels, source)
+    table = _validated(registry, kernels, source, rows)
+    if table.num_rows == 0:
+        return PushResult(source, 0, None, online=False, entities=0)
+    online = store.online_store()
+    published = _check_online(online, kernels)
+    segment = append_segment(store.offline_path.parent, source, table)
+    if not published:
+        return PushResult(source, table.num_rows, segment, online=False, entities=0)
+    folded = _fold_into_states(online, kernels, registry, views, table, source)
+    return PushResult(source, table.num_rows, segment, online=folded is not None,
+                      entities=folded or 0)
+
+
+def _views_of(registry: Registry, kernels: CompiledGraph, source: str) -> list[CompiledView]:
+    if not isinstance(source, str) or source not in registry.sources:
+        hint = did_you_mean(str(source), registry.sources)
+        raise RequestError("unknown_source", f"unknown source {source!r}{hint}")
+    views = [kernels.views[name] for name, view in registry.feature_views.items()
+             if view.source == source]
+    if not views:
+        raise RequestError(
+            "unknown_source", f"source '{source}' feeds no feature view: nothing would use the rows"
+        )
+    return views
+
+
+def _validated(registry: Registry, kernels: CompiledGraph, source: str, rows: object) -> pa.Table:
+    keys: dict[str, None] = {}
+    for view in registry.feature_views.values():
+        if view.source == source:
+            keys.update(dict.fromkeys(registry.entities[view.entity].keys))
+    try:
+        return validate_rows(rows, kernels.graph.spec.schema(source),
+                             registry.sources[source].timestamp, list(keys), source_name=source)
+    except InputError as error:
+        raise RequestError("invalid_rows", str(error)) from None
+
+
+def _check_online(online: OnlineStore, kernels: CompiledGraph) -> bool:
+    """Whether a version is published; refuses states loaded by other kernels."""
+    result = online.read([], [GRAPH_HASH])
+    if result.version is None:
+        return False
+    stored = result.metadata[GRAPH_HASH]
+    if stored != kernels.hash.encode():
+        raise RegistryMismatchError(registry_mismatch_message(stored, kernels.hash.encode()))
+    return True
+
+
+def _fold_into_states(
+    online: OnlineStore,
+    kernels: CompiledGraph,
+    registry: Registry,
+    views: Sequence[CompiledView],
+    table: pa.Table,
+    source: str,
+) -> int | None:
+    """Fold the rows into the published states, batch by batch; None if none is published.
+
+    Rows are ordered by time first, so a batch boundary never puts an entity's later
+    event before an earlier one.
+    """
+    timestamp = registry.sources[source].timestamp
+    table = table.take(pc.sort_indices(table, [(timestamp, "ascending")]))
+    schema = kernels.graph.spec.schema(source)
+    metadata = [GRAPH_HASH]
+    for view in views:
+        metadata += [end_name(view.name), dictionary_name(view.name)]
+    updated = 0
+    for start in range(0, table.num_rows, ROWS_PER_UPDATE):
+        chunk = table.slice(start, ROWS_PER_UPDATE)
+        batches = [
+            _prepare(view, registry.entities[registry.feature_views[view.name].entity].keys,
+                     timestamp, chunk)
+            for view in views
+        ]
+        requests = [(batch.view.name, key) for batch in batches for key in batch.keys]
+
+        def fold(
+            states: list[bytes | None],
+            stored: dict[str, bytes | None],
+            batches: list[_ViewBatch] = batches,
+        ) -> tuple[list[bytes | None], dict[str, bytes]]:
+            return _fold(states, stored, batches, schema, kernels.hash.encode())
+
+        if not online.update_many(requests, fold, metadata):
+            return None
+        updated += len(requests)
+    return updated
+
+
+def _prepare(view: CompiledView, keys: Sequence[str], timestamp: str,
+             chunk: pa.Table) -> _ViewBatch:
+    """Dense entity ids for the view's keys, and the rows sorted by (entity, time, values)."""
+    columns = [chunk.column(key).to_pylist() for key in keys]
+    tuples = list(zip(*columns, strict=True))
+    ids: dict[tuple, int] = {}
+    entity = np.fromiter((ids.setdefault(key, len(ids)) for key in tuples), np.int64,
+                         len(tuples))
+    ts = epoch_micros(chunk.column(timestamp))
+    # Ties on (entity, time) are ordered by the numeric values, NaN last, like the
+    # offline reader orders them, so the fold order matches a materialization's.
+    numeric = [_floats(chunk.column(name)) for name in view.input_columns
+               if name not in view.string_columns]
+    order = np.lexsort([*reversed(numeric), ts, entity])
+    return _ViewBatch(view, list(ids), np.ascontiguousarray(entity[order]),
+                      np.array(ts[order], dtype=np.int64), chunk.take(pa.array(order)))
+
+
+def _fold(
+    states: list[bytes | None],
+    stored: dict[str, bytes | None],
+    batches: Sequence[_ViewBatch],
+    schema: dict[str, ColumnType],
+    expected_hash: bytes,
+) -> tuple[list[bytes | None], dict[str, bytes]]:
+    """The update function: new states (and grown dictionaries) from the current ones.
+
+    Pure, as `update_many` requires: it may run again after a conflict.
+    """
+    if stored[GRAPH_HASH] != expected_hash:
+        # A materialization of other definitions was published since the check.
+        raise RegistryMismatchError(registry_mismatch_message(stored[GRAPH_HASH], expected_hash))
+    new_states: list[bytes | None] = []
+    new_metadata: dict[str, bytes] = {}
+    offset = 0
+    for batch in batches:
+        view = batch.view
+        old = states[offset : offset + len(batch.keys)]
+        offset += len(batch.keys)
+        blob = stored[dictionary_name(view.name)]
+        dictionaries: dict[str, list[str]] = orjson.loads(blob) if blob else {}
+        sizes = {name: len(dictionaries.setdefault(name, [])) for name in view.string_columns}
+        columns = _kernel_columns(view, batch.table, schema, dictionaries)
+        end = stored[end_name(view.name)]
+        if end is None:
+            raise RegistryMismatchError(
+                f"feature view '{view.name}' has no materialized state: run "
+                "`featurestore materialize`"
+            )
+        result = view.update_states(old, batch.entity, batch.ts, columns, dictionaries,
+                                    int(end))
+        blobs: list[bytes | None] = [None] * len(batch.keys)
+        for entity, state in zip(result.entities.tolist(), result.blobs, strict=True):
+            blobs[entity] = state
+        new_states.extend(blobs)
+        if any(len(dictionaries[name]) != size for name, size in sizes.items()):
+            new_metadata[dictionary_name(view.name)] = orjson.dumps(dictionaries)
+    return new_states, new_metadata
+
+
+def _kernel_columns(view: CompiledView, table: pa.Table, schema: dict[str, ColumnType],
+                    dictionaries: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """The view's input columns as kernels read them (float64, NaN for null, codes)."""
+    columns: dict[str, np.ndarray] = {}
+    for name in view.input_columns:
+        values = table.column(name)
+        if schema[name] is ColumnType.STRING:
+            columns[name] = encode_strings(values, dictionaries[name], extend=True)
+        elif schema[name] is ColumnType.TIMESTAMP:
+            columns[name] = _floats(values.cast(pa.int64()))
+        else:
+            columns[name] = _floats(values)
+    return columns
+
+
+def _floats(values: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_boolean(values.type):
+        values = values.cast(pa.float64())
+    return np.array(values.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)

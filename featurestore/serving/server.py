@@ -1,0 +1,155 @@
+"""The HTTP server: FastAPI on uvicorn, a thin layer over the SDK (DESIGN §8).
+
+    POST /online-features   the keyword arguments of `get_online_features` as JSON
+    POST /push              {"source": ..., "rows": [...]}
+    GET  /health            200 when the online store answers, else 503
+    GET  /registry          the applied definitions as JSON
+    GET  /docs              OpenAPI (the document itself at /openapi.json)
+
+Everything costly is done once, in `create_app`: the kernels are compiled (or loaded
+from the disk cache), the online store client is opened and the registry's JSON is
+rendered. A lookup then parses its body with orjson, runs in the event loop without a
+thread hop (it is one round trip to the online store plus microseconds of kernels, less
+than a hop to the thread pool costs) and answers with orjson. Pushes write a file and
+may retry on conflicts, so they run in the thread pool.
+
+Errors keep one shape, ``{"error": {"code", "message"}}`` (see `http_errors`). The store
+client reconnects by itself, so a server whose Redis went away answers 503 meanwhile and
+serves again as soon as Redis is back, without a restart.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from featurestore.errors import OnlineStoreUnavailable
+from featurestore.serving import api_schema
+from featurestore.serving.http_errors import (
+    BodyError,
+    install_handlers,
+    json_errors,
+    parse_object,
+    read_body,
+)
+from featurestore.serving.lookup import lookup_engine
+from featurestore.serving.push import push
+
+if TYPE_CHECKING:
+    from featurestore.store import FeatureStore
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Largest request body accepted; larger ones get a 413 before they are read whole."""
+
+MAX_PUSH_ROWS = 10_000
+"""Most rows one HTTP push may carry (the SDK's `push` takes any number)."""
+
+_NONE = type(None)
+_LOOKUP_MEMBERS: dict[str, tuple[type, ...]] = {
+    "features": (list, str, _NONE),
+    "service": (str, _NONE),
+    "entities": (dict,),
+    "request": (dict, _NONE),
+    "at": (str, int, _NONE),
+    "full_names": (bool,),
+}
+_PUSH_MEMBERS: dict[str, tuple[type, ...]] = {"source": (str,), "rows": (list, dict)}
+_JSON = "application/json"
+
+
+def create_app(store: FeatureStore) -> FastAPI:
+    """Build the application for one feature store.
+
+    Compiles (or loads) the kernels and opens the online store client, so the first
+    request pays for neither; the online store itself need not be reachable yet.
+
+    Raises:
+        RegistryError, SourceError: the registry cannot be compiled.
+    """
+    engine = lookup_engine(store)
+    online = store.online_store()
+    backend = "local" if store.online == "local" else "redis"
+    registry_json = orjson.dumps({
+        "project": store.registry.project,
+        "graph_hash": engine.kernels.hash,
+        "definitions": store.registry.model_dump(mode="json"),
+    })
+    app = FastAPI(
+        title=f"Feature store: {store.registry.project}",
+        description="Online features computed by the same compiled kernels as training sets.",
+        version=engine.kernels.hash,
+    )
+    install_handlers(app)
+    lookup_doc = api_schema.request_body(
+        api_schema.LookupBody, api_schema.lookup_example(store.registry, engine.kernels))
+    push_doc = api_schema.request_body(
+        api_schema.PushBody, api_schema.push_example(store.registry, engine.kernels))
+
+    @app.post("/online-features", openapi_extra=lookup_doc, summary="Look up features",
+              responses={200: {"model": api_schema.LookupAnswer}, **api_schema.ERROR_RESPONSES})
+    @json_errors
+    async def online_features(request: Request) -> Response:
+        body = parse_object(await read_body(request, MAX_BODY_BYTES), _LOOKUP_MEMBERS)
+        features = engine.lookup(online, **body)  # type: ignore[arg-type]
+        return Response(orjson.dumps({"features": features}), media_type=_JSON)
+
+    @app.post("/push", openapi_extra=push_doc, summary="Push events of a source",
+              responses={200: {"model": api_schema.PushAnswer}, **api_schema.ERROR_RESPONSES})
+    @json_errors
+    async def push_rows(request: Request) -> Response:
+        body = parse_object(await read_body(request, MAX_BODY_BYTES), _PUSH_MEMBERS)
+        for name in _PUSH_MEMBERS:
+            if name not in body:
+                raise BodyError("invalid_body", f"member '{name}' is required")
+        rows = body["rows"]
+        count = len(rows) if isinstance(rows, list) else max(map(len, rows.values()), default=0)
+        if count > MAX_PUSH_ROWS:
+            raise BodyError("too_many_rows",
+                            f"{count} rows in one push; the limit is {MAX_PUSH_ROWS}")
+        result = await run_in_threadpool(push, store, body["source"], rows)
+        answer = {"source": result.source, "rows": result.rows, "online": result.online,
+                  "entities": result.entities}
+        return Response(orjson.dumps(answer), media_type=_JSON)
+
+    @app.get("/health", summary="Whether the online store answers",
+             responses={200: {"model": api_schema.HealthAnswer},
+                        503: {"model": api_schema.HealthAnswer}})
+    @json_errors
+    async def health(request: Request) -> Response:
+        try:
+            online.ping()
+            materialized = online.current_version() is not None
+        except OnlineStoreUnavailable as error:
+            detail = {"code": "online_store_unavailable", "message": str(error)}
+            answer = {"status": "unavailable", "online_store": backend, "error": detail}
+            return Response(orjson.dumps(answer), status_code=503, media_type=_JSON)
+        answer = {"status": "ok", "online_store": backend, "materialized": materialized}
+        return Response(orjson.dumps(answer), media_type=_JSON)
+
+    @app.get("/registry", summary="The definitions this server computes")
+    @json_errors
+    async def registry(request: Request) -> Response:
+        return Response(registry_json, media_type=_JSON)
+
+    return app
+
+
+def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
+          access_log: bool = False) -> None:
+    """Run the server until interrupted (Ctrl-C stops it cleanly).
+
+    Args:
+        store: the feature store to serve.
+        host: interface to listen on.
+        port: TCP port.
+        access_log: log one line per request (off by default: it costs about a tenth
+            of a lookup's time).
+    """
+    app = create_app(store)
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+
+

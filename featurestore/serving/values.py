@@ -1,0 +1,39 @@
+"""Kernel output (float64, NaN for null) to the Python values a lookup returns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+
+from transforms.spec import ColumnType
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def python_values(
+    row: np.ndarray, kind: ColumnType, dictionary: Sequence[str] | None = None
+) -> list:
+    """One feature's values as Python objects: None for null (NaN).
+
+    Args:
+        row: float64 values from a kernel.
+        kind: the feature's result type: INT and BOOL → int (BOOL as 0/1, as training
+            sets give it), STRING → the string of that dictionary code, TIMESTAMP → a
+            UTC datetime, FLOAT → float.
+        dictionary: the string column's dictionary (code = index), for STRING.
+    """
+    values = row.tolist()
+    if kind is ColumnType.FLOAT:
+        # NaN is the only float unequal to itself; the comprehension beats np.isnan
+        # plus masking at the sizes lookups return.
+        return [None if v != v else v for v in values]
+    if kind is ColumnType.INT or kind is ColumnType.BOOL:
+        return [None if v != v else int(v) for v in values]
+    if kind is ColumnType.STRING:
+        names = dictionary or ()
+        return [None if v != v or not 0 <= v < len(names) else names[int(v)] for v in values]
+    if kind is ColumnType.TIMESTAMP:
+        return [None if v != v else _EPOCH + dt.timedelta(microseconds=int(v)) for v in values]
+    raise ValueError(f"no Python conversion for feature type {kind}")

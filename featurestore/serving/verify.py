@@ -1,0 +1,284 @@
+"""Skew verification: online values must equal offline values (DESIGN §4.5).
+
+For a sample of materialized entities and a few times `t >= T` (T the materialization
+end), the features are computed twice: online, by a real lookup against the online
+store's states, and offline, by the training kernels over the raw events before T. The
+promise is that both agree to a relative 1e-9 (in practice bit for bit).
+
+Entities with pushed events at or after T are left out: their online state is ahead of
+the materialization on purpose, and the comparison would flag the push, not a skew.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from featurestore.compilation import source_spec
+from featurestore.offline import count_rows, read_partitions, suggest_partitions
+from featurestore.offline.materialize import STATES_TABLE
+from featurestore.offline.segments import list_segments
+from featurestore.offline.sources import quote_identifier, quote_literal
+from featurestore.online import decode_entity_key
+from featurestore.serving.errors import NotMaterializedError, RegistryMismatchError, RequestError
+from featurestore.serving.inputs import MAX_ENTITIES, lookup_time
+from featurestore.serving.lookup import (
+    GRAPH_HASH,
+    dictionary_name,
+    end_name,
+    get_online_features,
+    registry_mismatch_message,
+)
+from featurestore.serving.values import python_values
+from featurestore.times import format_micros
+from transforms.spec import ColumnType
+
+if TYPE_CHECKING:
+    from featurestore.store import FeatureStore
+
+RELATIVE_TOLERANCE = 1e-9
+_MINUTE, _HOUR, _DAY = 60_000_000, 3_600_000_000, 86_400_000_000
+# Default lookup times after the end: at it, inside the shortest hops, across hour, day
+# and week boundaries, and past a 30-day window.
+DEFAULT_OFFSETS_US = (0, 90_000_000, _HOUR + 7 * _MINUTE, _DAY + _HOUR, 7 * _DAY, 45 * _DAY)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One value that differs between the online and the offline path."""
+
+    view: str
+    feature: str
+    entity: tuple
+    at_us: int
+    online: object
+    offline: object
+
+    def render(self) -> str:
+        """One line naming the value and both results."""
+        return (f"{self.view}:{self.feature} entity {self.entity!r} at "
+                f"{format_micros(self.at_us)}: online {self.online!r}, offline {self.offline!r}")
+
+
+@dataclass
+class VerifyReport:
+    """What `verify` compared and what differed.
+
+    Attributes:
+        entities: entities compared, per view.
+        skipped: entities left out per view (pushed events after the end).
+        times: the lookup times per view (microseconds).
+        values: how many values were compared.
+        mismatches: every differing value.
+    """
+
+    entities: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    times: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    values: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing differs."""
+        return not self.mismatches
+
+    def render(self, limit: int = 20) -> str:
+        """A readable account: per view what was compared, then up to `limit` mismatches."""
+        lines = []
+        for view, count in self.entities.items():
+            skipped = self.skipped.get(view, 0)
+            note = f" ({skipped} with events pushed after the end left out)" if skipped else ""
+            lines.append(f"{view}: {count} entities at {len(self.times[view])} times{note}")
+        if self.ok:
+            lines.append(f"online == offline for all {self.values:,} values")
+            return "\n".join(lines)
+        lines.append(f"{len(self.mismatches):,} of {self.values:,} values differ:")
+        lines.extend(f"  {mismatch.render()}" for mismatch in self.mismatches[:limit])
+        if len(self.mismatches) > limit:
+            lines.append(f"  ... and {len(self.mismatches) - limit:,} more")
+        return "\n".join(lines)
+
+
+def verify(store: FeatureStore, entities: int = 100, at: Sequence[object] | object = None,
+           seed: int = 0) -> VerifyReport:
+    """Compare online and offline feature values for sampled entities.
+
+    Args:
+        store: the feature store (materialized).
+        entities: how many entities to sample per feature view.
+        at: lookup times (one or a list; datetimes, ISO-8601 strings or microseconds),
+            each at or after the materialization end; default: the end and a few
+            times after it.
+        seed: the sample's seed.
+
+    Returns:
+        The report; `report.ok` tells whether everything matched.
+
+    Raises:
+        NotMaterializedError: nothing is materialized.
+        RegistryMismatchError: the online store was loaded by other definitions.
+        RequestError: a time before the materialization end.
+    """
+    kernels = store.kernels()
+    views = list(store.registry.feature_views)
+    names = [GRAPH_HASH, *(end_name(v) for v in views), *(dictionary_name(v) for v in views)]
+    metadata = store.online_store().read([], names)
+    if metadata.version is None:
+        raise NotMaterializedError("nothing is materialized: run `featurestore materialize`")
+    stored_hash = metadata.metadata[GRAPH_HASH]
+    if stored_hash != kernels.hash.encode():
+        raise RegistryMismatchError(registry_mismatch_message(stored_hash, kernels.hash.encode()))
+    requested = [] if at is None else list(at) if isinstance(at, list | tuple) else [at]
+    report = VerifyReport()
+    for view in views:
+        end = metadata.metadata[end_name(view)]
+        if end is None:
+            raise NotMaterializedError(f"view '{view}' is not materialized: run "
+                                       "`featurestore materialize`")
+        times = _times(int(end), requested)
+        blob = metadata.metadata[dictionary_name(view)]
+        dictionaries = orjson.loads(blob) if blob else {}
+        _verify_view(store, view, int(end), times, dictionaries, entities, seed, report)
+    return report
+
+
+def _times(end: int, requested: list[object]) -> tuple[int, ...]:
+    if not requested:
+        return tuple(end + offset for offset in DEFAULT_OFFSETS_US)
+    times = tuple(sorted({lookup_time(moment) for moment in requested}))
+    if times[0] < end:
+        raise RequestError("time_before_materialization",
+                           f"verify time {format_micros(times[0])} is before the materialization "
+                           f"end {format_micros(end)}")
+    return times
+
+
+def _verify_view(store: FeatureStore, view: str, end: int, times: tuple[int, ...],
+                 dictionaries: dict[str, list[str]], sample_size: int, seed: int,
+                 report: VerifyReport) -> None:
+    registry = store.registry
+    keys = registry.entities[registry.feature_views[view].entity].keys
+
+    def offline(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple], int, np.ndarray]:
+        sample = _sample_keys(con, view, sample_size, seed)
+        pushed = _pushed_after(store, view, keys, end, con)
+        kept = [key for key in sample if key not in pushed]
+        values = _offline_values(con, store, view, kept, end, times, dictionaries)
+        return kept, len(sample) - len(kept), values
+
+    kept, skipped, offline_values = store.offline_database().run(offline)
+    report.entities[view], report.skipped[view], report.times[view] = len(kept), skipped, times
+    compiled = store.kernels().views[view]
+    for t_index, at_us in enumerate(times):
+        online = _online_values(store, view, keys, kept, at_us)
+        for f_index, feature in enumerate(compiled.feature_names):
+            kind = compiled.feature_types[feature]
+            column = compiled.string_feature_columns.get(feature)
+            expected = python_values(offline_values[f_index, :, t_index], kind,
+                                     dictionaries.get(column) if column else None)
+            got = online[f"{view}__{feature}"]
+            for key, online_value, offline_value in zip(kept, got, expected, strict=True):
+                report.values += 1
+                if not _same(online_value, offline_value, kind):
+                    report.mismatches.append(
+                        Mismatch(view, feature, key, at_us, online_value, offline_value))
+
+
+def _sample_keys(con: duckdb.DuckDBPyConnection, view: str, size: int, seed: int) -> list[tuple]:
+    """Entity keys drawn from the materialized states of a view, in a stable order."""
+    rows = con.execute(f"SELECT entity FROM {STATES_TABLE} WHERE view = ?", [view]).fetchall()
+    keys = sorted((decode_entity_key(bytes(row[0])) for row in rows), key=repr)
+    return random.Random(seed).sample(keys, min(size, len(keys)))
+
+
+def _pushed_after(store: FeatureStore, view: str, keys: Sequence[str], end: int,
+                  con: duckdb.DuckDBPyConnection) -> set[tuple]:
+    """Keys of entities with pushed events at or after `end` (their state is ahead)."""
+    source = store.registry.feature_views[view].source
+    segments = list_segments(source_spec(store.registry, source, store.offline_path).pushed_dir)
+    if not segments:
+        return set()
+    timestamp = quote_identifier(store.registry.sources[source].timestamp)
+    files = ", ".join(quote_literal(str(path)) for path in segments)
+    columns = ", ".join(quote_identifier(key) for key in keys)
+    rows = con.execute(f"SELECT DISTINCT {columns} FROM read_parquet([{files}]) "
+                       f"WHERE epoch_us({timestamp}) >= {int(end)}").fetchall()
+    return {tuple(row) for row in rows}
+
+
+def _offline_values(con: duckdb.DuckDBPyConnection, store: FeatureStore, view: str,
+                    sample: list[tuple], end: int, times: tuple[int, ...],
+                    dictionaries: dict[str, list[str]]) -> np.ndarray:
+    """Training values from the raw events before `end`: float64 [features, keys, times].
+
+    `dictionaries` are the online ones, so string codes agree; values they lack are
+    appended to them in place.
+    """
+    registry, compiled = store.registry, store.kernels().views[view]
+    source = registry.feature_views[view].source
+    keys = registry.entities[registry.feature_views[view].entity].keys
+    out = np.full((len(compiled.feature_names), len(sample), len(times)), np.nan)
+    if not sample:
+        return out
+    spec = source_spec(registry, source, store.offline_path)
+    wanted = pa.table({key: [entity[i] for entity in sample] for i, key in enumerate(keys)})
+    found = np.zeros(len(sample), dtype=bool)
+    for name in compiled.string_columns:
+        dictionaries.setdefault(name, [])
+    partitions = read_partitions(
+        con, spec, store.base_dir, keys, compiled.input_columns, compiled.string_columns,
+        dictionaries, None, end, suggest_partitions(count_rows(con, spec, store.base_dir)))
+    for part in partitions:
+        ids = part.entities_of(wanted)
+        rows = np.flatnonzero(ids >= 0)
+        if not len(rows):
+            continue
+        found[rows] = True
+        query_entity = np.repeat(ids[rows], len(times))
+        query_ts = np.tile(np.asarray(times, dtype=np.int64), len(rows))
+        order = np.lexsort((query_ts, query_entity))
+        values = compiled.training_values(part.entity, np.array(part.ts), part.columns,
+                                          dictionaries, query_entity[order], query_ts[order])
+        unordered = np.empty_like(values)
+        unordered[:, order] = values
+        out[:, rows, :] = unordered.reshape(len(compiled.feature_names), len(rows), len(times))
+    missing = np.flatnonzero(~found)
+    if len(missing):
+        # A sampled entity without events before the end: an empty window.
+        empty = np.stack([compiled.values_from_states([None], t)[:, 0] for t in times], axis=1)
+        out[:, missing, :] = empty[:, None, :]
+    return out
+
+
+def _online_values(store: FeatureStore, view: str, keys: Sequence[str], sample: list[tuple],
+                   at_us: int) -> dict[str, list]:
+    """Every feature of `view` for the sampled entities, by real lookups at `at_us`."""
+    names = list(store.registry.feature_views[view].features)
+    features = [f"{view}:{name}" for name in names]
+    columns: dict[str, list] = {f"{view}__{name}": [] for name in names}
+    for start in range(0, len(sample), MAX_ENTITIES):
+        chunk = sample[start : start + MAX_ENTITIES]
+        entities = {key: [entity[i] for entity in chunk] for i, key in enumerate(keys)}
+        answer = get_online_features(store, features=features, entities=entities, at=at_us,
+                                     full_names=True)
+        for name, values in answer.items():
+            columns.setdefault(name, []).extend(values)
+    return columns
+
+
+def _same(online: object, offline: object, kind: ColumnType) -> bool:
+    if online is None or offline is None:
+        return online is None and offline is None
+    numeric = kind in (ColumnType.FLOAT, ColumnType.INT)
+    if numeric and isinstance(online, int | float) and isinstance(offline, int | float):
+        return math.isclose(online, offline, rel_tol=RELATIVE_TOLERANCE, abs_tol=0.0)
+    return online == offline
