@@ -10,10 +10,13 @@ import glob
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from featurestore.errors import FeatureStoreError, RegistryError
 from featurestore.progress import MaterializeProgress
@@ -117,6 +120,105 @@ def compile_command(registry: Path, show: bool) -> None:
     click.echo(f"compiled graph {kernels.hash}: {len(kernels.views)} feature views, "
                f"{len(kernels.request_views)} request views "
                f"({time.perf_counter() - started:.1f}s)")
+
+
+@main.command()
+@_registry_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--access-log", is_flag=True, help="Log one line per request.")
+def serve(registry: Path, host: str, port: int, access_log: bool) -> None:
+    """Serve online features over HTTP (OpenAPI at /docs)."""
+    # Imported here: only this command needs the web stack.
+    from featurestore.serving.server import serve as run_server
+
+    store = FeatureStore(registry)
+    click.echo(f"serving {store.registry.project} from the {store.online} online store "
+               f"on http://{host}:{port} (OpenAPI at /docs)")
+    run_server(store, host=host, port=port, access_log=access_log)
+
+
+@main.command()
+@_registry_option
+@click.option("--entities", default=100, show_default=True, type=click.IntRange(1),
+              help="Entities sampled per feature view.")
+@click.option("--at", "times", multiple=True, metavar="T",
+              help="Lookup time (ISO-8601, UTC), repeatable; default: the materialization "
+                   "end and a few later times.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the sample.")
+@click.pass_context
+def verify(ctx: click.Context, registry: Path, entities: int, times: tuple[str, ...],
+           seed: int) -> None:
+    """Check that online values equal offline ones for sampled entities."""
+    report = FeatureStore(registry).verify(entities=entities, at=list(times) or None, seed=seed)
+    click.echo(report.render())
+    if not report.ok:
+        ctx.exit(EXIT_FAILURE)
+
+
+def _demo_online(store: FeatureStore, step: int, total: int) -> None:
+    """The online half of the demo: materialize, look up, push, look up again, verify.
+
+    Everything happens at the end of the sample data's timeline, so the windows hold
+    events; the pushed transaction comes one minute after it.
+    """
+    end = _sample_end(store)
+    click.echo(f"[{step}/{total}] Materialize events before {end.isoformat()}:")
+    click.echo(_indent(store.materialize(end=end).render()))
+    users = list(DEMO_USERS)
+    click.echo(f"[{step + 1}/{total}] Online lookups (SDK), service {DEMO_SERVICE}:")
+    answer = store.get_online_features(service=DEMO_SERVICE, entities={"user_id": users},
+                                       request={"amount_now": [25.0, 480.0, 3100.0]}, at=end)
+    click.echo(_indent(_table(answer)))
+    pushed_at = end + timedelta(minutes=1)
+    event = {"user_id": users[0], "event_ts": pushed_at, "amount": 950.0,
+             "merchant_category": "electronics"}
+    click.echo(f"[{step + 2}/{total}] Push a {event['amount']:.2f} electronics transaction "
+               f"for user {users[0]}, then look up again:")
+    features = [f"user_txn:{name}" for name in DEMO_PUSH_FEATURES]
+    lookup_at = pushed_at + timedelta(minutes=1)
+    before = store.get_online_features(features=features, entities={"user_id": users[:1]},
+                                       at=lookup_at)
+    result = store.push(SAMPLE_SOURCE, [event])
+    after = store.get_online_features(features=features, entities={"user_id": users[:1]},
+                                      at=lookup_at)
+    where = "online store updated" if result.online else "stored for the next materialization"
+    click.echo(f"      pushed {result.rows} row ({where}); at {lookup_at.isoformat()}:")
+    for name in DEMO_PUSH_FEATURES:
+        click.echo(f"      {name:<16} {before[name][0]!s:>12} -> {after[name][0]!s}")
+    click.echo(f"[{step + 3}/{total}] Verify online == offline:")
+    report = store.verify()
+    click.echo(_indent(report.render()))
+    if not report.ok:
+        raise FeatureStoreError("online and offline values differ (see above)")
+
+
+DEMO_SERVICE = "fraud_v1"
+DEMO_USERS = (1, 2, 3)
+DEMO_PUSH_FEATURES = ("txn_count_1h", "amount_sum_7d", "big_txn_7d", "last_category")
+
+
+def _sample_end(store: FeatureStore) -> datetime:
+    """The end of the sample data: the hour after its last event (UTC)."""
+    table = pq.read_table(_sample_path(store), columns=["event_ts"])
+    last = pc.max(table.column("event_ts")).as_py()
+    if last is None:
+        raise FeatureStoreError("the sample data holds no events")
+    last = last if last.tzinfo is not None else last.replace(tzinfo=UTC)
+    return last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def _table(columns: dict[str, list]) -> str:
+    """Columns as aligned text rows, floats to 2 decimals."""
+    def shown(value: object) -> str:
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    names = list(columns)
+    rows = [[shown(v) for v in values] for values in zip(*columns.values(), strict=True)]
+    widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(names)]
+    lines = ["  ".join(name.rjust(width) for name, width in zip(names, widths, strict=True))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
 
 
 @main.command()

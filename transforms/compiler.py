@@ -59,7 +59,8 @@ def _stack(names: Sequence[str], columns: Mapping[str, np.ndarray], n: int) -> n
 
 
 def _int64(values: np.ndarray | Sequence[int]) -> np.ndarray:
-    return np.ascontiguousarray(values, dtype=np.int64)
+    # The kernels' signatures take writable arrays; Arrow hands out read-only views.
+    return np.require(values, dtype=np.int64, requirements=["C", "W"])
 
 
 class CompiledView:

@@ -33,6 +33,7 @@ from featurestore.compilation import source_spec
 from featurestore.errors import InputError, NotAppliedError
 from featurestore.feature_columns import feature_array
 from featurestore.offline.dictionaries import build_dictionaries
+from featurestore.offline import events
 from featurestore.offline.events import read_partitions, suggest_partitions
 from featurestore.offline.sources import count_rows, quote_identifier
 from featurestore.online.entity_keys import decode_entity_key, encode_entity_key
@@ -153,7 +154,7 @@ def _materialize_view(con: duckdb.DuckDBPyConnection, store: FeatureStore,
         con.execute(f"DELETE FROM {STATES_TABLE} WHERE view = ?", [name])
     run = ViewRun(name, incremental, previous[1] if incremental else None)
     keys = store.registry.entities[store.registry.feature_views[name].entity].keys
-    total = suggest_partitions(count_rows(con, spec, store.base_dir))
+    total = suggest_partitions(count_rows(con, spec, store.base_dir), events.ROWS_PER_PARTITION)
     with tempfile.TemporaryDirectory(prefix="featurestore-") as staging:
         partitions = read_partitions(con, spec, store.base_dir, keys, view.input_columns,
                                      view.string_columns, dictionaries, run.start_us, end_us,
