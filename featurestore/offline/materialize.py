@@ -32,8 +32,8 @@ import pyarrow as pa
 from featurestore.compilation import source_spec
 from featurestore.errors import InputError, NotAppliedError
 from featurestore.feature_columns import feature_array
-from featurestore.offline.dictionaries import build_dictionaries
 from featurestore.offline import events
+from featurestore.offline.dictionaries import build_dictionaries
 from featurestore.offline.events import read_partitions, suggest_partitions
 from featurestore.offline.sources import count_rows, quote_identifier
 from featurestore.online.entity_keys import decode_entity_key, encode_entity_key
