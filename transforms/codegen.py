@@ -13,13 +13,17 @@ One module holds every kernel of a registry. For each feature view `v<i>`:
 
 Both paths go through the same `value` functions over tiles built by the same `build`
 functions, so their floats agree to the last bit. Request views get `r<i>_eval`.
+
+A state is a row of a 2-D float64 array (column 0 is a tile's key, the slots follow), and
+helpers take the array and the row rather than a slice: a slice is a new array object
+whose reference counting would cost more than the arithmetic in these inner loops.
 """
 
 from __future__ import annotations
 
 from transforms import aggregations
 from transforms.expression_codegen import ExpressionEmitter, support_source
-from transforms.graph import Graph, GroupPlan, RequestPlan, ViewPlan
+from transforms.graph import FeaturePlan, Graph, GroupPlan, RequestPlan, ViewPlan
 from transforms.kernel_templates import (
     BUILD_TEMPLATE,
     HEADER,
@@ -39,15 +43,23 @@ VALUES_SIG = '"void(float64[::1], int64[::1], int64[::1], float64[:, ::1])"'
 EVAL_SIG = '"void(float64[:, ::1], float64[::1], float64[:, ::1])"'
 # Helpers get explicit signatures: otherwise Numba compiles a new specialization for
 # every literal argument it sees (`levels=2`, `m_old=0`, ...), multiplying compile time.
-EMPTY_SIG = '"void(float64[::1])"'
-FOLD_SIG = '"void(float64[::1], int64, float64[:, ::1], int64)"'
+STATE = "float64[:, ::1], int64"
+EMPTY_SIG = f'"void({STATE})"'
+FOLD_SIG = f'"void({STATE}, int64[::1], float64[:, ::1], int64)"'
 BUILD_SIG = ('"int64(int64[::1], float64[:, ::1], int64, int64, float64[:, ::1], int64, '
              'float64[:, ::1], int64)"')
-MERGE_SIG = '"void(float64[::1], float64[::1])"'
-FINAL_SIG = '"void(float64[::1], float64[:, ::1], int64)"'
-LIFE_FINAL_SIG = '"void(float64[::1], float64[:, ::1], int64, int64)"'
-VALUE_SIG = ('"void(float64[:, ::1], int64, int64, float64[::1], float64[::1], int64[::1], '
-             'int64[::1], float64[:, ::1], int64)"')
+MERGE_SIG = f'"void({STATE}, {STATE})"'
+FINAL_SIG = f'"void({STATE}, float64[:, ::1], int64)"'
+LIFE_FINAL_SIG = f'"void({STATE}, float64[:, ::1], int64, int64)"'
+VALUE_SIG = (f'"void(float64[:, ::1], int64[::1], int64, {STATE}, float64[:, ::1], '
+             'int64[::1], int64[::1], int64[::1], float64[:, ::1], int64)"')
+
+
+def _slot(array: str, row: str) -> aggregations.Slot:
+    return lambda i: f"{array}[{row}, {1 + i}]"
+
+
+S, A, B = _slot("S", "row"), _slot("A", "arow"), _slot("B", "brow")
 
 
 def eager(signature: str) -> str:
@@ -63,16 +75,12 @@ def helper(signature: str) -> str:
 
 def generate_module(graph: Graph) -> str:
     """The full source text of the kernel module for `graph`."""
-    parts = [HEADER, _support_functions()]
+    parts = [HEADER, support_source(JIT)]
     for i, view in enumerate(graph.views):
         parts.append(_view_source(f"v{i}", view))
     for i, request in enumerate(graph.request_views):
         parts.append(_request_source(f"r{i}", request))
     return "\n\n".join(part.strip("\n") for part in parts) + "\n"
-
-
-def _support_functions() -> str:
-    return support_source(JIT)
 
 
 def _function(decorator: str, head: str, body: list[str]) -> str:
@@ -115,71 +123,82 @@ def _rows_source(prefix: str, view: ViewPlan) -> str:
     return _function(eager(ROWS_SIG), f"{prefix}_rows(X, lits)", body)
 
 
-def _fold_body(group: GroupPlan) -> list[str]:
-    body = ["tf = float(t)"]
+def _fold_body(group: GroupPlan, state: aggregations.Slot = S) -> list[str]:
+    """Fold event `r` (time `ts[r]`) of matrix V into a state."""
+    body = ["tf = float(ts[r])"]
     for feature in group.features:
         x = "1.0" if feature.expr_index < 0 else f"V[r, {feature.expr_index}]"
         body.append(f"x{feature.index} = {x}")
-        body += aggregations.fold_lines(feature.agg, "st", feature.offset, f"x{feature.index}",
-                                        "tf")
+        body += aggregations.fold_lines(feature.agg, state, feature.offset,
+                                        f"x{feature.index}", "tf")
     return body
 
 
 def _common_source(prefix: str, group: GroupPlan) -> list[str]:
-    empty = [line for f in group.features
-             for line in aggregations.empty_lines(f.agg, "st", f.offset)]
+    empty = [line for f in group.features for line in aggregations.empty_lines(f.agg, S, f.offset)]
     return [
-        _function(helper(EMPTY_SIG), f"{prefix}_empty(st)", empty),
-        _function(helper(FOLD_SIG), f"{prefix}_fold(st, t, V, r)", _fold_body(group)),
+        _function(helper(EMPTY_SIG), f"{prefix}_empty(S, row)", empty),
+        _function(helper(FOLD_SIG), f"{prefix}_fold(S, row, ts, V, r)", _fold_body(group)),
     ]
 
 
-def _final_body(features: list) -> list[str]:
-    return [f"out[{f.index}, col] = {aggregations.finalize_expression(f.agg, 'st', f.offset)}"
+def _final_body(features: list[FeaturePlan]) -> list[str]:
+    return [f"out[{f.index}, col] = {aggregations.finalize_expression(f.agg, S, f.offset)}"
             for f in features]
 
 
-def _life_final_body(features: list) -> list[str]:
+def _life_final_body(features: list[FeaturePlan]) -> list[str]:
     """Finalize lifetime features; a windowed `last` lives here too (see graph.py)."""
     body = []
     for f in features:
-        value = aggregations.finalize_expression(f.agg, "st", f.offset)
+        value = aggregations.finalize_expression(f.agg, S, f.offset)
         if f.window_us is not None:
             start = f"floor_div(t, {f.hop_us}) * {f.hop_us} - {f.window_us}"
-            value = f"({value} if st[{f.offset}] >= {start} else np.nan)"
+            value = f"({value} if {S(f.offset)} >= {start} else np.nan)"
         body.append(f"out[{f.index}, col] = {value}")
     return body
 
 
+def _value_body(prefix: str, k: int, window: int, group: GroupPlan) -> list[str]:
+    return [
+        f"nb = decompose(B - {window // group.hop_us}, B, {group.levels}, lv, ix)",
+        f"{prefix}_empty(A, 0)",
+        f"for level in range({group.levels}):",
+        "    hint[level] = starts[level]",
+        "for i in range(nb):",
+        "    level = lv[i]",
+        "    key = tile_key(level, ix[i])",
+        "    row = lower_bound(T, hint[level], starts[level + 1], key)",
+        "    hint[level] = row",
+        "    if row < starts[level + 1] and T[row, 0] == key:",
+        f"        {prefix}_w{k}_merge(A, 0, T, row)",
+        f"{prefix}_w{k}_merge(A, 0, H, hrow)",
+        f"{prefix}_w{k}_final(A, 0, out, col)",
+    ]
+
+
 def _group_source(prefix: str, group: GroupPlan) -> list[str]:
     parts = _common_source(prefix, group)
-    parts.append(BUILD_TEMPLATE.substitute(
-        jit=helper(BUILD_SIG), p=prefix, levels=group.levels, hop=group.hop_us,
-        ratio_levels=", ".join(str(4**k) for k in range(group.levels))))
+    # The fold is written into the build loop itself: it runs once per event and level,
+    # and a call there costs more than the fold.
+    fold = "\n".join(indent(_fold_body(group, _slot("T", "m")), 4))
+    parts.append(BUILD_TEMPLATE.substitute(jit=helper(BUILD_SIG), p=prefix, fold=fold,
+                                           levels=group.levels, hop=group.hop_us))
     for k, window in enumerate(group.windows):
         members = [f for f in group.features if f.window_us == window]
-        merge = [line for f in members
-                 for line in aggregations.merge_lines(f.agg, "a", "b", f.offset)]
-        parts.append(_function(helper(MERGE_SIG), f"{prefix}_w{k}_merge(a, b)", merge))
-        parts.append(_function(helper(FINAL_SIG), f"{prefix}_w{k}_final(st, out, col)",
+        merge = [line for f in members for line in aggregations.merge_lines(f.agg, A, B, f.offset)]
+        parts.append(_function(helper(MERGE_SIG), f"{prefix}_w{k}_merge(A, arow, B, brow)",
+                               merge))
+        parts.append(_function(helper(FINAL_SIG), f"{prefix}_w{k}_final(S, row, out, col)",
                                _final_body(members)))
-        head = f"{prefix}_w{k}_value(T, m, B, head, acc, lv, ix, out, col)"
-        parts.append(_function(helper(VALUE_SIG), head, [
-            f"nb = decompose(B - {window // group.hop_us}, B, {group.levels}, lv, ix)",
-            f"{prefix}_empty(acc)",
-            "for i in range(nb):",
-            "    row = find_tile(T, m, tile_key(lv[i], ix[i]))",
-            "    if row >= 0:",
-            f"        {prefix}_w{k}_merge(acc, T[row, 1:])",
-            f"{prefix}_w{k}_merge(acc, head)",
-            f"{prefix}_w{k}_final(acc, out, col)",
-        ]))
+        head = f"{prefix}_w{k}_value(T, starts, B, H, hrow, A, lv, ix, hint, out, col)"
+        parts.append(_function(helper(VALUE_SIG), head, _value_body(prefix, k, window, group)))
     return parts
 
 
 def _lifetime_source(prefix: str, group: GroupPlan) -> list[str]:
     parts = _common_source(prefix, group)
-    parts.append(_function(helper(LIFE_FINAL_SIG), f"{prefix}_final(st, out, col, t)",
+    parts.append(_function(helper(LIFE_FINAL_SIG), f"{prefix}_final(S, row, out, col, t)",
                            _life_final_body(group.features)))
     return parts
 
@@ -187,39 +206,45 @@ def _lifetime_source(prefix: str, group: GroupPlan) -> list[str]:
 def _kernel_context(prefix: str, view: ViewPlan) -> dict[str, str]:
     """Template fields for the three driver kernels of one view."""
     groups = list(enumerate(view.groups))
-    life = view.lifetime.width
     windows = [(j, k) for j, g in groups for k in range(len(g.windows))]
-    max_blocks = max([g.block_bound() for _, g in groups] + [1])
+
+    def values(j: int, head: str, hrow: str, column: str, pad: str) -> str:
+        return "\n".join(f"{pad}{prefix}_g{j}_w{k}_value(T{j}, starts{j}, B, {head}, {hrow}, "
+                         f"acc{j}, lv, ix, hint, out, {column})" for jj, k in windows if jj == j)
+
     return {
         "p": prefix,
         "ngroups": str(len(groups)),
-        "life_width": str(life),
-        "max_blocks": str(max_blocks),
+        "life_width": str(view.lifetime.width),
+        "max_blocks": str(max([g.block_bound() for _, g in groups] + [1])),
+        "max_levels": str(max([g.levels for _, g in groups] + [1]) + 1),
         "alloc_groups": "\n".join(
-            f"    head{j} = np.empty({g.width})\n    acc{j} = np.empty({g.width})\n"
-            f"    none{j} = np.empty((0, {g.width + 1}))" for j, g in groups),
+            f"    head{j} = np.empty((1, {g.width + 1}))\n"
+            f"    acc{j} = np.empty((1, {g.width + 1}))\n"
+            f"    none{j} = np.empty((0, {g.width + 1}))\n"
+            f"    starts{j} = np.empty({g.levels + 1}, np.int64)" for j, g in groups),
         "alloc_tiles": "\n".join(
             f"    T{j} = np.empty(({g.levels} * longest + 1, {g.width + 1}))" for j, g in groups),
+        "alloc_scratch": "\n".join(
+            f"    T{j} = np.empty(({g.levels} * longest + most_old // {g.width + 1} + 1, "
+            f"{g.width + 1}))" for j, g in groups),
         "build_groups": "\n".join(
             f"        m{j} = {prefix}_g{j}_build(ts, V, e0, e1, none{j}, 0, T{j}, MIN_TIME)\n"
-            f"        h{j} = e0" for j, _ in groups),
+            f"        level_starts(T{j}, m{j}, {g.levels}, starts{j})\n"
+            f"        h{j} = e0" for j, g in groups),
         "head_groups": "\n".join(
             f"            B = floor_div(t, {g.hop_us})\n"
             f"            while h{j} < p and ts[h{j}] < B * {g.hop_us}:\n"
             f"                h{j} += 1\n"
-            f"            {prefix}_g{j}_empty(head{j})\n"
+            f"            {prefix}_g{j}_empty(head{j}, 0)\n"
             f"            for r in range(h{j}, p):\n"
-            f"                {prefix}_g{j}_fold(head{j}, ts[r], V, r)\n"
-            + "\n".join(f"            {prefix}_g{j}_w{k}_value(T{j}, m{j}, B, head{j}, acc{j}, "
-                        f"lv, ix, out, c)" for jj, k in windows if jj == j)
-            for j, g in groups),
+            f"                {prefix}_g{j}_fold(head{j}, 0, ts, V, r)\n"
+            + values(j, f"head{j}", "0", "c", " " * 12) for j, g in groups),
         "tile_bound": " + ".join(
             [f"{g.levels} * (k - i) * {g.width + 1}" for _, g in groups] + ["0"]),
-        "alloc_scratch": "\n".join(
-            f"    scratch{j} = np.empty(({g.levels} * longest + most_old // {g.width + 1} + 1, "
-            f"{g.width + 1}))" for j, g in groups),
         "states_groups": _states_groups(prefix, groups),
-        "values_groups": _values_groups(prefix, groups, windows),
+        "values_groups": "\n".join(_values_group(prefix, j, g, values(j, "H", "hrow", "b", ""))
+                                   for j, g in groups),
     }
 
 
@@ -232,38 +257,37 @@ def _states_groups(prefix: str, groups: list[tuple[int, GroupPlan]]) -> str:
             f"old = old_data[pos_old:pos_old + m_old * {w}].reshape((m_old, {w}))",
             f"pos_old += m_old * {w}",
             f"cutoff = floor_div(end, {g.hop_us}) * {g.hop_us} - {g.max_window_us}",
-            f"m = {prefix}_g{j}_build(ts, V, e0, e1, old, m_old, scratch{j}, cutoff)",
+            f"m = {prefix}_g{j}_build(ts, V, e0, e1, old, m_old, T{j}, cutoff)",
             f"data[o + 1 + {j}] = m",
-            f"copy_rows(scratch{j}, m, data, w)",
+            f"copy_rows(T{j}, m, data, w)",
             f"w += m * {w}",
         ]
     return "\n".join(indent(lines, 2))
 
 
-def _values_groups(prefix: str, groups: list[tuple[int, GroupPlan]],
-                   windows: list[tuple[int, int]]) -> str:
-    lines = []
-    for j, g in groups:
-        w = g.width + 1
-        lines += [
-            f"m = int(data[a0 + 1 + {j}]) if a1 > a0 else 0",
-            f"T = data[pos:pos + m * {w}].reshape((m, {w}))",
-            f"pos += m * {w}",
-            f"B = floor_div(t, {g.hop_us})",
-            "row = find_tile(T, m, tile_key(0, B))",
-            "if row >= 0:",
-            f"    copy_slots(T[row, 1:], head{j})",
-            "else:",
-            f"    {prefix}_g{j}_empty(head{j})",
-        ]
-        lines += [f"{prefix}_g{j}_w{k}_value(T, m, B, head{j}, acc{j}, lv, ix, out, b)"
-                  for jj, k in windows if jj == j]
+def _values_group(prefix: str, j: int, g: GroupPlan, calls: str) -> str:
+    w = g.width + 1
+    lines = [
+        f"m = int(data[a0 + 1 + {j}]) if a1 > a0 else 0",
+        f"T{j} = data[pos:pos + m * {w}].reshape((m, {w}))",
+        f"pos += m * {w}",
+        f"level_starts(T{j}, m, {g.levels}, starts{j})",
+        f"B = floor_div(t, {g.hop_us})",
+        # Online the head is the level-0 tile holding floor(at, hop): lookups are at or
+        # after the end of every event folded into it (docs/decisions.md).
+        f"hrow = find_tile(T{j}, m, tile_key(0, B))",
+        f"H = T{j}",
+        "if hrow < 0:",
+        f"    {prefix}_g{j}_empty(head{j}, 0)",
+        f"    H = head{j}",
+        "    hrow = 0",
+        *calls.splitlines(),
+    ]
     return "\n".join(indent(lines, 2))
 
 
 def _request_source(prefix: str, request: RequestPlan) -> str:
-    literals: list[tuple[str, str]] = []
-    emitter, loads = _emit(request.inputs, literals)
+    emitter, loads = _emit(request.inputs, [])
     results = [emitter.value(expr) for expr in request.expressions]
     stores = [f"out[{k}, r] = {name}" for k, name in enumerate(results)]
     body = ["for r in range(X.shape[1]):", *indent(loads + emitter.lines + stores, 1)]

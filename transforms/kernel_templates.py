@@ -29,13 +29,18 @@ import numba
 import numpy as np
 
 from transforms.windows import (
+    copy_row,
     copy_rows,
-    copy_slots,
     decompose,
     find_tile,
     floor_div,
+    level_starts,
+    lower_bound,
+    pack_slots,
     tile_index,
     tile_key,
+    tile_level,
+    unpack_slots,
 )
 
 MIN_TIME = -(2**62)
@@ -44,33 +49,40 @@ MIN_TIME = -(2**62)
 BUILD_TEMPLATE = Template('''\
 $jit
 def ${p}_build(ts, V, e0, e1, old, m_old, T, cutoff):
-    sizes = (${ratio_levels},)
-    scratch = np.empty(T.shape[1])
+    # Hop index of every event, once; level k's tile index is that shifted right by 2k
+    # (sizes are hop * 4**k), which saves a division per event and level.
+    n = e1 - e0
+    hops = np.empty(n, np.int64)
+    for i in range(n):
+        hops[i] = floor_div(ts[e0 + i], $hop)
     m = 0
     p = 0
     for k in range($levels):
-        size = $hop * sizes[k]
-        level_end = (k + 1) * 2.0**45
-        i = e0
+        shift = 2 * k
+        size = $hop << shift
+        i = 0
         while True:
-            k_old = old[p, 0] if p < m_old and old[p, 0] < level_end else np.inf
-            k_ev = tile_key(k, floor_div(ts[i], size)) if i < e1 else np.inf
-            if k_old == np.inf and k_ev == np.inf:
+            has_old = p < m_old and tile_level(old[p, 0]) == k
+            has_event = i < n
+            if not has_old and not has_event:
                 break
-            key = min(k_old, k_ev)
-            keep = tile_index(key) * size >= cutoff
-            st = T[m, 1:] if keep else scratch[1:]
-            if keep:
-                T[m, 0] = key
-                m += 1
-            if k_old == key:
-                copy_slots(old[p, 1:], st)
+            j_old = tile_index(old[p, 0]) if has_old else 0
+            j_event = hops[i] >> shift if has_event else 0
+            j = j_old if has_old and (not has_event or j_old <= j_event) else j_event
+            # Row m is written either way; a tile before the cutoff is simply not kept
+            # (m stays), so the next tile overwrites it.
+            T[m, 0] = tile_key(k, j)
+            if has_old and j_old == j:
+                copy_row(old, p, T, m)
                 p += 1
             else:
-                ${p}_empty(st)
-            while i < e1 and tile_key(k, floor_div(ts[i], size)) == key:
-                ${p}_fold(st, ts[i], V, i)
+                ${p}_empty(T, m)
+            while i < n and (hops[i] >> shift) == j:
+                r = e0 + i
+$fold
                 i += 1
+            if j * size >= cutoff:
+                m += 1
     return m
 ''')
 
@@ -90,7 +102,8 @@ def ${p}_training(ent, ts, V, qent, qts, out):
         i = k
     lv = np.empty($max_blocks, np.int64)
     ix = np.empty($max_blocks, np.int64)
-    life = np.empty($life_width + 1)
+    hint = np.empty($max_levels, np.int64)
+    life = np.empty((1, $life_width + 1))
 $alloc_groups
 $alloc_tiles
     i = 0
@@ -107,14 +120,14 @@ $alloc_tiles
         while j < q and qent[j] == e:
             j += 1
 $build_groups
-        ${p}_life_empty(life)
+        ${p}_life_empty(life, 0)
         p = e0
         for c in range(j0, j):
             t = qts[c]
             while p < e1 and ts[p] < t:
-                ${p}_life_fold(life, ts[p], V, p)
+                ${p}_life_fold(life, 0, ts, V, p)
                 p += 1
-            ${p}_life_final(life, out, c, t)
+            ${p}_life_final(life, 0, out, c, t)
 $head_groups
 ''')
 
@@ -142,7 +155,7 @@ $alloc_scratch
     data = np.empty(bound)
     off = np.empty(ne + 1, np.int64)
     ents = np.empty(ne, np.int64)
-    life = np.empty($life_width + 1)
+    life = np.empty((1, $life_width + 1))
     o = 0
     i = 0
     u = 0
@@ -161,12 +174,12 @@ $alloc_scratch
         w = o + 1 + $ngroups
 $states_groups
         if has_old:
-            copy_slots(old_data[pos_old:pos_old + $life_width], life)
+            unpack_slots(old_data, pos_old, $life_width, life, 0)
         else:
-            ${p}_life_empty(life)
+            ${p}_life_empty(life, 0)
         for r in range(e0, e1):
-            ${p}_life_fold(life, ts[r], V, r)
-        copy_slots(life[:$life_width], data[w:w + $life_width])
+            ${p}_life_fold(life, 0, ts, V, r)
+        pack_slots(life, 0, $life_width, data, w)
         o = w + $life_width
         u += 1
     off[ne] = o
@@ -178,7 +191,8 @@ $sig
 def ${p}_values(data, off, at, out):
     lv = np.empty($max_blocks, np.int64)
     ix = np.empty($max_blocks, np.int64)
-    life = np.empty($life_width + 1)
+    hint = np.empty($max_levels, np.int64)
+    life = np.empty((1, $life_width + 1))
 $alloc_groups
     for b in range(off.shape[0] - 1):
         a0 = off[b]
@@ -187,8 +201,8 @@ $alloc_groups
         pos = a0 + 1 + $ngroups
 $values_groups
         if a1 > a0:
-            copy_slots(data[pos:pos + $life_width], life)
+            unpack_slots(data, pos, $life_width, life, 0)
         else:
-            ${p}_life_empty(life)
-        ${p}_life_final(life, out, b, t)
+            ${p}_life_empty(life, 0)
+        ${p}_life_final(life, 0, out, b, t)
 ''')

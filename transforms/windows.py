@@ -105,11 +105,12 @@ def find_tile(tiles: np.ndarray, count: int, key: float) -> int:
     return -1
 
 
-@numba.njit("void(float64[::1], float64[::1])", cache=True, no_cpython_wrapper=True)
-def copy_slots(source: np.ndarray, target: np.ndarray) -> None:
-    """Copy a state vector (an explicit loop compiles faster than slice assignment)."""
-    for i in range(source.shape[0]):
-        target[i] = source[i]
+@numba.njit("void(float64[:, ::1], int64, float64[:, ::1], int64)", cache=True,
+            no_cpython_wrapper=True)
+def copy_row(source: np.ndarray, source_row: int, target: np.ndarray, target_row: int) -> None:
+    """Copy one state row (an explicit loop: no temporary slice objects)."""
+    for j in range(source.shape[1]):
+        target[target_row, j] = source[source_row, j]
 
 
 @numba.njit("void(float64[:, ::1], int64, float64[::1], int64)", cache=True,
@@ -120,3 +121,56 @@ def copy_rows(rows: np.ndarray, count: int, target: np.ndarray, start: int) -> N
     for i in range(count):
         for j in range(width):
             target[start + i * width + j] = rows[i, j]
+
+
+@numba.njit("void(float64[::1], int64, int64, float64[:, ::1], int64)", cache=True,
+            no_cpython_wrapper=True)
+def unpack_slots(source: np.ndarray, start: int, count: int, target: np.ndarray,
+                 row: int) -> None:
+    """Copy `count` slots from a flat blob into a state row (after its key column)."""
+    for j in range(count):
+        target[row, 1 + j] = source[start + j]
+
+
+@numba.njit("void(float64[:, ::1], int64, int64, float64[::1], int64)", cache=True,
+            no_cpython_wrapper=True)
+def pack_slots(source: np.ndarray, row: int, count: int, target: np.ndarray,
+               start: int) -> None:
+    """Copy `count` slots of a state row (after its key column) into a flat blob."""
+    for j in range(count):
+        target[start + j] = source[row, 1 + j]
+
+
+@numba.njit("int64(float64[:, ::1], int64, int64, float64)", cache=True,
+            no_cpython_wrapper=True)
+def lower_bound(tiles: np.ndarray, lo: int, hi: int, key: float) -> int:
+    """First row in [lo, hi) whose key is >= `key` (hi if none).
+
+    Gallops forward from `lo` first: successive tiles of one decomposition sit next to
+    each other, so the answer is usually a step or two away.
+    """
+    step = 1
+    while lo + step <= hi and tiles[lo + step - 1, 0] < key:
+        lo += step
+        step *= 2
+    hi = min(hi, lo + step)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if tiles[mid, 0] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit("void(float64[:, ::1], int64, int64, int64[::1])", cache=True,
+            no_cpython_wrapper=True)
+def level_starts(tiles: np.ndarray, count: int, levels: int, starts: np.ndarray) -> None:
+    """starts[k] = first row of level k among `count` tiles sorted by key; starts[levels]
+    = count."""
+    row = 0
+    for level in range(levels):
+        while row < count and tiles[row, 0] < level * 2.0**45:
+            row += 1
+        starts[level] = row
+    starts[levels] = count

@@ -59,6 +59,8 @@ class EventPartition:
             int64, STRING keys as string).
         ts: int64 event times, microseconds since the epoch, UTC.
         columns: column → float64 values (NaN = null; strings as dictionary codes).
+
+    Every array is writable (none is a read-only view of an Arrow buffer).
     """
 
     index: int
@@ -103,8 +105,18 @@ def _break_string_ties(
     return permutation
 
 
+def _writable(values: np.ndarray) -> np.ndarray:
+    """The array itself, or a copy when it is a read-only view of an Arrow buffer.
+
+    Kernels are compiled for writable arrays; handing them Arrow's zero-copy views would
+    need a second compiled signature (or fail), so every array given out is writable.
+    """
+    return values if values.flags.writeable else values.copy()
+
+
 def _float_column(table: pa.Table, name: str) -> np.ndarray:
-    return table.column(name).fill_null(np.nan).to_numpy().astype(np.float64, copy=False)
+    values = table.column(name).fill_null(np.nan).to_numpy()
+    return _writable(values.astype(np.float64, copy=False))
 
 
 def read_partition(
@@ -137,10 +149,10 @@ def read_partition(
             [(name, CANONICAL_KEY_TYPES[kind][1]) for name, kind in query.key_types]
         ),
     )
-    ts = table.column(TS_COLUMN).to_numpy().astype(np.int64, copy=False)
+    ts = _writable(table.column(TS_COLUMN).to_numpy().astype(np.int64, copy=False))
     numeric = [_float_column(table, f"__n{i}") for i in range(len(query.numeric_columns))]
     codes = [
-        encode_strings(table.column(f"__s{i}"), dictionaries[name], extend=True)
+        _writable(encode_strings(table.column(f"__s{i}"), dictionaries[name], extend=True))
         for i, name in enumerate(query.string_columns)
     ]
     permutation = _break_string_ties(entity, ts, numeric, codes)

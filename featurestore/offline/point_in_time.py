@@ -139,7 +139,7 @@ def compute_view_values(
             partition.entity, event_ts, partition.columns, dictionaries,
             query_entity[order], query_ts[order],
         )  # fmt: skip
-        out[:, rows] = values[wanted]
+        out[:, rows[order]] = values[wanted]
     return ViewValues(dict(zip(request.features, out, strict=True)), dictionaries)
 
 

@@ -24,6 +24,7 @@ from transforms.spec import ColumnType
 MAX_ENTITIES = 1000
 """Most entities (rows) one lookup may ask for; larger batches are split by the caller."""
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 _KEY_KINDS = {ColumnType.INT: "an integer", ColumnType.STRING: "a string"}
@@ -177,10 +178,14 @@ def _key_values(values: object, name: str, kind: ColumnType) -> list[int | str]:
             continue
         if kind is ColumnType.INT and not isinstance(value, bool | np.bool_ | str):
             try:
-                converted.append(operator.index(value))
-                continue
+                number = operator.index(value)
             except TypeError:
                 pass
+            else:
+                # Keys are int64 in every source: a larger number can match nothing.
+                if _INT64_MIN <= number <= _INT64_MAX:
+                    converted.append(number)
+                    continue
         raise RequestError(
             "wrong_type",
             f"entity key '{name}' row {row}: expected {_KEY_KINDS[kind]} (the source's "

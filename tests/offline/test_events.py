@@ -450,3 +450,12 @@ def test_nanosecond_timestamps_are_floored_like_spines(tmp_path: Path) -> None:
     assert part.columns["seen"].tolist() == [-1.0, float(BASE + 1)]
     [part], _ = _read_all(con, spec, tmp_path, ["seen"], [], 1, BASE + 1, BASE + 2)
     assert part.ts.tolist() == [BASE + 1]
+
+
+def test_partition_arrays_are_writable_numpy(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    rows = [(1, BASE, {"amount": 1.0, "qty": 2, "category": "a", "flag": True})] * 3
+    spec = _table_source(con, _events_table(rows))
+    [part], _ = _read_all(con, spec, tmp_path, ["amount", "category"], ["category"], 1)
+    arrays = [part.entity, part.ts, *part.columns.values()]
+    assert all(array.flags.writeable and array.flags.c_contiguous for array in arrays)

@@ -1,0 +1,149 @@
+"""Fixtures for the online path: demo projects materialized into each online store.
+
+The online store is named in the project's registry.yaml (`store.online`), so a
+subprocess (a server, a materialization) started with `--registry` uses the same one.
+Redis is always the private server of `tests/conftest.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from featurestore import FeatureStore
+from tests.conftest import RedisServer
+from tests.projects import DEMO_TEXT, REPO, write_demo_project
+
+# write_demo_project's 30 days start on 2024-01-01: every event is before DEMO_END, so
+# training sets at times >= DEMO_END see exactly the events a materialization at
+# DEMO_END folded.
+DEMO_END = datetime(2024, 1, 31, tzinfo=UTC)
+DEMO_USERS = 60
+ALL_FEATURES = [f"user_txn:{name}" for name in (
+    "txn_count_1h", "amount_sum_7d", "amount_mean_30d", "amount_std_30d", "amount_max_1d",
+    "big_txn_7d", "log_amount_sum_1d", "last_category")] + [
+    "txn_context:amount_z", "txn_context:log_amount_now"]
+_SERVER_START_TIMEOUT_S = 60.0
+
+
+def demo_text(online: str) -> str:
+    """The demo registry with `store.online` set to `online`."""
+    return DEMO_TEXT.replace("online: local ", f"online: {online} ", 1)
+
+
+def make_demo_store(directory: Path, online: str, materialize: bool = True) -> FeatureStore:
+    """Write, apply and (unless told not to) materialize a small demo project."""
+    write_demo_project(directory, demo_text(online), events=3_000, users=DEMO_USERS, days=30)
+    store = FeatureStore(directory)
+    store.apply()
+    if materialize:
+        store.materialize(end=DEMO_END)
+    return store
+
+
+def online_setting(kind: str, redis: RedisServer | None) -> str:
+    """The `store.online` value of a backend kind."""
+    return "local" if kind == "local" else redis.url  # type: ignore[union-attr]
+
+
+@pytest.fixture(autouse=True)
+def _no_store_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry file alone decides where the stores are."""
+    for name in ("FEATURESTORE_OFFLINE", "FEATURESTORE_ONLINE", "FEATURESTORE_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def demo_store(online_backend: object, tmp_path: Path) -> Iterator[FeatureStore]:
+    """A materialized demo project on each backend, fresh for each test."""
+    setting = online_backend.setting  # type: ignore[attr-defined]
+    store = make_demo_store(tmp_path / "demo", setting)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module", params=["redis", "local"])
+def shared_store(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStore]:
+    """A materialized demo project on each backend, shared by a module's read-only tests."""
+    redis = None
+    if request.param == "redis":
+        redis = request.getfixturevalue("redis_server")
+        redis.start()
+        redis.flush()
+    directory = tmp_path_factory.mktemp(f"shared-{request.param}")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("FEATURESTORE_OFFLINE", "FEATURESTORE_ONLINE"):
+            patch.delenv(name, raising=False)
+        store = make_demo_store(directory, online_setting(request.param, redis))
+    yield store
+    store.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cli_environment() -> dict[str, str]:
+    """The environment for a `featurestore` subprocess: this checkout importable."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FEATURESTORE_OFFLINE", "FEATURESTORE_ONLINE", "FEATURESTORE_REGISTRY")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+class ServerProcess:
+    """`featurestore serve` in a subprocess on a free port of 127.0.0.1.
+
+    Started with `start()`, ready once GET /health answers; stopped by its PID.
+    """
+
+    def __init__(self, registry: Path) -> None:
+        self.registry = registry
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it answers /health (any status)."""
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "featurestore", "serve", "--registry", str(self.registry),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env=cli_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + _SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                error = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise RuntimeError(f"featurestore serve exited:\n{error}")
+            try:
+                httpx.get(f"{self.url}/health", timeout=1.0)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("featurestore serve did not answer within "
+                           f"{_SERVER_START_TIMEOUT_S:.0f}s")
+
+    def stop(self) -> None:
+        """Terminate the process by its PID (kill it if it does not exit)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,194 @@
+"""Online lookups through the SDK, on Redis and on the local store, after a materialize."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import redis
+
+from featurestore import FeatureStore, InputError
+from featurestore.serving.errors import NotMaterializedError, RegistryMismatchError, RequestError
+from featurestore.serving.inputs import MAX_ENTITIES
+from tests.conftest import RedisServer
+from tests.serving.conftest import ALL_FEATURES, DEMO_END, make_demo_store
+
+UNSEEN = 10_000_000
+USERS = [1, 2, 3, 7, UNSEEN]
+AMOUNTS = [10.0, 250.0, None, 3_000.0, 42.0]
+
+
+def same(online: object, offline: object) -> bool:
+    """Equal, nulls alike, floats to a relative 1e-9 (DESIGN §4.5)."""
+    if offline is None or (isinstance(offline, float) and math.isnan(offline)):
+        return online is None
+    if isinstance(offline, float) and isinstance(online, float):
+        return math.isclose(online, offline, rel_tol=1e-9, abs_tol=0.0)
+    return online == offline and type(online) is type(offline)
+
+
+@pytest.mark.parametrize("after", [timedelta(0), timedelta(minutes=7), timedelta(hours=30),
+                                   timedelta(days=8)])
+def test_lookup_equals_the_training_set(shared_store: FeatureStore, after: timedelta) -> None:
+    at = DEMO_END + after
+    online = shared_store.get_online_features(
+        features=ALL_FEATURES, entities={"user_id": USERS}, request={"amount_now": AMOUNTS},
+        at=at)
+    spine = pd.DataFrame({"user_id": USERS, "event_ts": [at] * len(USERS),
+                          "amount_now": AMOUNTS})
+    offline = shared_store.get_training_set(spine, features=ALL_FEATURES, output="arrow")
+    expected = offline.drop_columns(["event_ts", "amount_now"]).to_pydict()
+    assert list(online) == list(expected)
+    for column, values in expected.items():
+        for row, (got, want) in enumerate(zip(online[column], values, strict=True)):
+            assert same(got, want), (column, USERS[row], got, want)
+
+
+def test_output_columns_types_and_unseen_entities(shared_store: FeatureStore) -> None:
+    out = shared_store.get_online_features(
+        features=["user_txn:last_category", "txn_context:amount_z", "user_txn:txn_count_1h",
+                  "user_txn:amount_sum_7d", "user_txn:amount_mean_30d"],
+        entities={"user_id": [1, UNSEEN]}, request={"amount_now": [5.0, 5.0]},
+        at=DEMO_END)
+    assert list(out) == ["user_id", "last_category", "amount_z", "txn_count_1h",
+                         "amount_sum_7d", "amount_mean_30d"]
+    assert out["user_id"] == [1, UNSEEN]
+    assert isinstance(out["last_category"][0], str)
+    assert isinstance(out["txn_count_1h"][0], int)
+    assert isinstance(out["amount_sum_7d"][0], float) and out["amount_sum_7d"][0] > 0
+    # Never seen: an empty window (DESIGN §4.3), not an error.
+    assert [out[name][1] for name in list(out)[1:]] == [None, None, 0, 0.0, None]
+
+
+def test_full_names_and_services(shared_store: FeatureStore) -> None:
+    out = shared_store.get_online_features(
+        service="fraud_v1", entities={"user_id": [1]}, request={"amount_now": [5.0]},
+        at=DEMO_END, full_names=True)
+    assert list(out) == ["user_id", "user_txn__amount_sum_7d", "user_txn__txn_count_1h",
+                         "txn_context__amount_z"]
+    bare = shared_store.get_online_features(
+        service="fraud_v1", entities={"user_id": [1]}, request={"amount_now": [5.0]},
+        at=DEMO_END)
+    assert list(bare.values())[1:] == list(out.values())[1:]
+
+
+def test_every_way_of_giving_the_time_agrees(shared_store: FeatureStore) -> None:
+    at = DEMO_END + timedelta(hours=5, minutes=3)
+    micros = int(at.timestamp()) * 1_000_000
+    forms = [at, at.replace(tzinfo=None), at.astimezone(timezone(timedelta(hours=-5))),
+             at.isoformat(), at.strftime("%Y-%m-%dT%H:%M:%SZ"), micros, pd.Timestamp(at)]
+    answers = [shared_store.get_online_features(
+        features=["user_txn:amount_sum_7d", "user_txn:txn_count_1h"],
+        entities={"user_id": [1, 2, 3]}, at=form) for form in forms]
+    assert all(answer == answers[0] for answer in answers)
+
+
+def test_default_time_is_now(shared_store: FeatureStore) -> None:
+    # Now is years after the sample data: every window is empty again.
+    out = shared_store.get_online_features(
+        features=["user_txn:txn_count_1h", "user_txn:amount_max_1d"], entities={"user_id": [1]})
+    assert out == {"user_id": [1], "txn_count_1h": [0], "amount_max_1d": [None]}
+
+
+def test_keys_may_come_as_numpy_or_pandas(shared_store: FeatureStore) -> None:
+    lists = shared_store.get_online_features(
+        features=["user_txn:amount_sum_7d"], entities={"user_id": [1, 2]}, at=DEMO_END)
+    series = shared_store.get_online_features(
+        features=["user_txn:amount_sum_7d"], entities={"user_id": pd.Series([1, 2])},
+        at=DEMO_END)
+    assert lists == series
+
+
+_ONE = {"user_id": [1]}
+_FIELDS = {"amount_now": [1.0]}
+BAD_LOOKUPS = [
+    ({"service": "fraud_v1", "features": ["user_txn:txn_count_1h"], "entities": _ONE},
+     "invalid_features"),
+    ({"entities": _ONE}, "invalid_features"),
+    ({"features": [], "entities": _ONE}, "invalid_features"),
+    ({"features": "user_txn", "entities": _ONE}, "unknown_feature"),
+    ({"features": ["user_txn:txn_count"], "entities": _ONE}, "unknown_feature"),
+    ({"features": ["nope:txn_count_1h"], "entities": _ONE}, "unknown_feature"),
+    ({"service": "fraud_v2", "entities": _ONE}, "unknown_feature"),
+    ({"features": [3], "entities": _ONE}, "invalid_features"),
+    ({"service": "fraud_v1", "entities": {}, "request": _FIELDS}, "missing_entity_key"),
+    ({"service": "fraud_v1", "entities": {"user_id": [1], "merchant": ["m"]},
+      "request": _FIELDS}, "unknown_entity_key"),
+    ({"service": "fraud_v1", "entities": {"user_id": ["1"]}, "request": _FIELDS},
+     "wrong_type"),
+    ({"service": "fraud_v1", "entities": {"user_id": [True]}, "request": _FIELDS},
+     "wrong_type"),
+    ({"service": "fraud_v1", "entities": {"user_id": [1.5]}, "request": _FIELDS},
+     "wrong_type"),
+    ({"service": "fraud_v1", "entities": {"user_id": 1}, "request": _FIELDS},
+     "invalid_entities"),
+    ({"service": "fraud_v1", "entities": [1], "request": _FIELDS}, "invalid_entities"),
+    ({"service": "fraud_v1", "entities": {"user_id": [1, 2]}, "request": _FIELDS},
+     "length_mismatch"),
+    ({"service": "fraud_v1", "entities": {"user_id": list(range(MAX_ENTITIES + 1))},
+      "request": {"amount_now": [1.0] * (MAX_ENTITIES + 1)}}, "too_many_entities"),
+    ({"service": "fraud_v1", "entities": _ONE}, "missing_request_field"),
+    ({"service": "fraud_v1", "entities": _ONE, "request": {"amount_now": [1.0], "x": [1]}},
+     "unknown_request_field"),
+    ({"features": ["user_txn:txn_count_1h"], "entities": _ONE, "request": _FIELDS},
+     "unknown_request_field"),
+    ({"service": "fraud_v1", "entities": _ONE, "request": {"amount_now": ["10"]}},
+     "wrong_type"),
+    ({"service": "fraud_v1", "entities": _ONE, "request": {"amount_now": [True]}},
+     "wrong_type"),
+    ({"service": "fraud_v1", "entities": _ONE, "request": _FIELDS, "at": "yesterday"},
+     "invalid_time"),
+    ({"service": "fraud_v1", "entities": _ONE, "request": _FIELDS, "at": 1.5},
+     "invalid_time"),
+    ({"service": "fraud_v1", "entities": _ONE, "request": _FIELDS,
+      "at": DEMO_END - timedelta(microseconds=1)}, "time_before_materialization"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "code"), BAD_LOOKUPS)
+def test_bad_lookups_raise_a_coded_input_error(shared_store: FeatureStore, arguments: dict,
+                                               code: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        shared_store.get_online_features(**{"at": DEMO_END, **arguments})
+    assert caught.value.code == code
+    assert isinstance(caught.value, InputError)
+
+
+def test_nothing_materialized_is_a_clear_error(online_backend: object, tmp_path: Path) -> None:
+    store = make_demo_store(tmp_path / "demo", online_backend.setting,  # type: ignore[attr-defined]
+                            materialize=False)
+    with pytest.raises(NotMaterializedError, match="run `featurestore materialize`"):
+        store.get_online_features(service="fraud_v1", entities={"user_id": [1]},
+                                  request={"amount_now": [1.0]})
+
+
+def test_states_of_other_definitions_are_refused(demo_store: FeatureStore) -> None:
+    # What an older deployment leaves behind: states loaded by another compiled graph.
+    assert demo_store.online_store().write_metadata("graph_hash", b"0123456789abcdef0123")
+    arguments = {"features": ["user_txn:txn_count_1h"], "entities": {"user_id": [1]},
+                 "at": DEMO_END}
+    with pytest.raises(RegistryMismatchError, match=r"graph 0123456789abcdef0123.*run "
+                                                    "`featurestore apply` and `featurestore "
+                                                    "materialize`"):
+        demo_store.get_online_features(**arguments)
+    demo_store.materialize(end=DEMO_END)
+    assert demo_store.get_online_features(**arguments)["user_id"] == [1]
+
+
+def test_a_lookup_is_one_redis_round_trip(clean_redis: RedisServer, tmp_path: Path) -> None:
+    store = make_demo_store(tmp_path / "demo", clean_redis.url)
+    users = list(range(1, 101))
+    arguments = {"features": ALL_FEATURES, "entities": {"user_id": users},
+                 "request": {"amount_now": [1.0] * len(users)}, "at": DEMO_END}
+    store.get_online_features(**arguments)  # the client learns the published version
+    with redis.Redis.from_url(clean_redis.url) as client:
+        client.config_resetstat()
+        store.get_online_features(**arguments)
+        stats = client.info("commandstats")
+    # CONFIG RESETSTAT counts itself; INFO is counted only after it answers.
+    calls = {name: value["calls"] for name, value in stats.items()}
+    assert calls == {"cmdstat_config|resetstat": 1, "cmdstat_mget": 1}
+    store.close()
