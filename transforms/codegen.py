@@ -48,18 +48,13 @@ EMPTY_SIG = f'"void({STATE})"'
 FOLD_SIG = f'"void({STATE}, int64[::1], float64[:, ::1], int64)"'
 BUILD_SIG = ('"int64(int64[::1], float64[:, ::1], int64, int64, float64[:, ::1], int64, '
              'float64[:, ::1], int64)"')
-MERGE_SIG = f'"void({STATE}, {STATE})"'
-FINAL_SIG = f'"void({STATE}, float64[:, ::1], int64)"'
 LIFE_FINAL_SIG = f'"void({STATE}, float64[:, ::1], int64, int64)"'
-VALUE_SIG = (f'"void(float64[:, ::1], int64[::1], int64, {STATE}, float64[:, ::1], '
-             'int64[::1], int64[::1], int64[::1], float64[:, ::1], int64)"')
-
 
 def _slot(array: str, row: str) -> aggregations.Slot:
     return lambda i: f"{array}[{row}, {1 + i}]"
 
 
-S, A, B = _slot("S", "row"), _slot("A", "arow"), _slot("B", "brow")
+S = _slot("S", "row")
 
 
 def eager(signature: str) -> str:
@@ -142,11 +137,6 @@ def _common_source(prefix: str, group: GroupPlan) -> list[str]:
     ]
 
 
-def _final_body(features: list[FeaturePlan]) -> list[str]:
-    return [f"out[{f.index}, col] = {aggregations.finalize_expression(f.agg, S, f.offset)}"
-            for f in features]
-
-
 def _life_final_body(features: list[FeaturePlan]) -> list[str]:
     """Finalize lifetime features; a windowed `last` lives here too (see graph.py)."""
     body = []
@@ -159,22 +149,49 @@ def _life_final_body(features: list[FeaturePlan]) -> list[str]:
     return body
 
 
-def _value_body(prefix: str, k: int, window: int, group: GroupPlan) -> list[str]:
-    return [
-        f"nb = decompose(B - {window // group.hop_us}, B, {group.levels}, lv, ix)",
-        f"{prefix}_empty(A, 0)",
+def _value_lines(group: GroupPlan, window: int, tiles: str, starts: str, head: str,
+                 hrow: str, acc: str, column: str) -> list[str]:
+    """Statements computing one window's features at hop index `B` into out[:, column].
+
+    Written out in the driver loops rather than called: they run for every query and
+    window, and the call (many array arguments) costs more than the merges.
+    """
+    members = [f for f in group.features if f.window_us == window]
+    into = _slot(acc, "0")
+    lines = [f"nb = decompose(B - {window // group.hop_us}, B, {group.levels}, lv, ix)"]
+    lines += [line for f in members for line in aggregations.empty_lines(f.agg, into, f.offset)]
+    lines += [
         f"for level in range({group.levels}):",
-        "    hint[level] = starts[level]",
-        "for i in range(nb):",
-        "    level = lv[i]",
-        "    key = tile_key(level, ix[i])",
-        "    row = lower_bound(T, hint[level], starts[level + 1], key)",
+        f"    hint[level] = {starts}[level]",
+        "for block in range(nb):",
+        "    level = lv[block]",
+        "    key = tile_key(level, ix[block])",
+        # lower_bound(tiles, hint[level], starts[level + 1], key), written out: galloping
+        # from the previous tile of this level, then bisecting.
+        "    row = hint[level]",
+        f"    end = {starts}[level + 1]",
+        "    step = 1",
+        f"    while row + step <= end and {tiles}[row + step - 1, 0] < key:",
+        "        row += step",
+        "        step *= 2",
+        "    top = min(end, row + step)",
+        "    while row < top:",
+        "        middle = (row + top) >> 1",
+        f"        if {tiles}[middle, 0] < key:",
+        "            row = middle + 1",
+        "        else:",
+        "            top = middle",
         "    hint[level] = row",
-        "    if row < starts[level + 1] and T[row, 0] == key:",
-        f"        {prefix}_w{k}_merge(A, 0, T, row)",
-        f"{prefix}_w{k}_merge(A, 0, H, hrow)",
-        f"{prefix}_w{k}_final(A, 0, out, col)",
+        f"    if row < end and {tiles}[row, 0] == key:",
     ]
+    tile = _slot(tiles, "row")
+    lines += indent([line for f in members
+                     for line in aggregations.merge_lines(f.agg, into, tile, f.offset)], 2)
+    lines += [line for f in members
+              for line in aggregations.merge_lines(f.agg, into, _slot(head, hrow), f.offset)]
+    lines += [f"out[{f.index}, {column}] = "
+              f"{aggregations.finalize_expression(f.agg, into, f.offset)}" for f in members]
+    return lines
 
 
 def _group_source(prefix: str, group: GroupPlan) -> list[str]:
@@ -184,15 +201,6 @@ def _group_source(prefix: str, group: GroupPlan) -> list[str]:
     fold = "\n".join(indent(_fold_body(group, _slot("T", "m")), 4))
     parts.append(BUILD_TEMPLATE.substitute(jit=helper(BUILD_SIG), p=prefix, fold=fold,
                                            levels=group.levels, hop=group.hop_us))
-    for k, window in enumerate(group.windows):
-        members = [f for f in group.features if f.window_us == window]
-        merge = [line for f in members for line in aggregations.merge_lines(f.agg, A, B, f.offset)]
-        parts.append(_function(helper(MERGE_SIG), f"{prefix}_w{k}_merge(A, arow, B, brow)",
-                               merge))
-        parts.append(_function(helper(FINAL_SIG), f"{prefix}_w{k}_final(S, row, out, col)",
-                               _final_body(members)))
-        head = f"{prefix}_w{k}_value(T, starts, B, H, hrow, A, lv, ix, hint, out, col)"
-        parts.append(_function(helper(VALUE_SIG), head, _value_body(prefix, k, window, group)))
     return parts
 
 
@@ -206,11 +214,13 @@ def _lifetime_source(prefix: str, group: GroupPlan) -> list[str]:
 def _kernel_context(prefix: str, view: ViewPlan) -> dict[str, str]:
     """Template fields for the three driver kernels of one view."""
     groups = list(enumerate(view.groups))
-    windows = [(j, k) for j, g in groups for k in range(len(g.windows))]
 
-    def values(j: int, head: str, hrow: str, column: str, pad: str) -> str:
-        return "\n".join(f"{pad}{prefix}_g{j}_w{k}_value(T{j}, starts{j}, B, {head}, {hrow}, "
-                         f"acc{j}, lv, ix, hint, out, {column})" for jj, k in windows if jj == j)
+    def values(j: int, head: str, hrow: str, column: str, level: int) -> str:
+        group = view.groups[j]
+        lines = [line for window in group.windows
+                 for line in _value_lines(group, window, f"T{j}", f"starts{j}", head, hrow,
+                                          f"acc{j}", column)]
+        return "\n".join(indent(lines, level))
 
     return {
         "p": prefix,
@@ -239,11 +249,11 @@ def _kernel_context(prefix: str, view: ViewPlan) -> dict[str, str]:
             f"            {prefix}_g{j}_empty(head{j}, 0)\n"
             f"            for r in range(h{j}, p):\n"
             f"                {prefix}_g{j}_fold(head{j}, 0, ts, V, r)\n"
-            + values(j, f"head{j}", "0", "c", " " * 12) for j, g in groups),
+            + values(j, f"head{j}", "0", "c", 3) for j, g in groups),
         "tile_bound": " + ".join(
             [f"{g.levels} * (k - i) * {g.width + 1}" for _, g in groups] + ["0"]),
         "states_groups": _states_groups(prefix, groups),
-        "values_groups": "\n".join(_values_group(prefix, j, g, values(j, "H", "hrow", "b", ""))
+        "values_groups": "\n".join(_values_group(prefix, j, g, values(j, "H", "hrow", "b", 0))
                                    for j, g in groups),
     }
 
