@@ -166,8 +166,8 @@ def _value_lines(group: GroupPlan, window: int, tiles: str, starts: str, head: s
         "for block in range(nb):",
         "    level = lv[block]",
         "    key = tile_key(level, ix[block])",
-        # lower_bound(tiles, hint[level], starts[level + 1], key), written out: galloping
-        # from the previous tile of this level, then bisecting.
+        # The first tile of this level whose key is >= key: gallop from the previous tile
+        # of this level (the next block is usually adjacent), then bisect.
         "    row = hint[level]",
         f"    end = {starts}[level + 1]",
         "    step = 1",

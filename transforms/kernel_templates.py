@@ -35,7 +35,6 @@ from transforms.windows import (
     find_tile,
     floor_div,
     level_starts,
-    lower_bound,
     pack_slots,
     tile_index,
     tile_key,

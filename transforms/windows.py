@@ -141,28 +141,6 @@ def pack_slots(source: np.ndarray, row: int, count: int, target: np.ndarray,
         target[start + j] = source[row, 1 + j]
 
 
-@numba.njit("int64(float64[:, ::1], int64, int64, float64)", cache=True,
-            no_cpython_wrapper=True)
-def lower_bound(tiles: np.ndarray, lo: int, hi: int, key: float) -> int:
-    """First row in [lo, hi) whose key is >= `key` (hi if none).
-
-    Gallops forward from `lo` first: successive tiles of one decomposition sit next to
-    each other, so the answer is usually a step or two away.
-    """
-    step = 1
-    while lo + step <= hi and tiles[lo + step - 1, 0] < key:
-        lo += step
-        step *= 2
-    hi = min(hi, lo + step)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if tiles[mid, 0] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 @numba.njit("void(float64[:, ::1], int64, int64, int64[::1])", cache=True,
             no_cpython_wrapper=True)
 def level_starts(tiles: np.ndarray, count: int, levels: int, starts: np.ndarray) -> None:
