@@ -23,6 +23,7 @@ from types import ModuleType
 import numba
 import numpy as np
 
+from transforms import windows
 from transforms.codegen import generate_module
 from transforms.graph import Graph, RequestPlan, ViewPlan, build_graph
 from transforms.spec import ColumnType, GraphSpec
@@ -186,13 +187,17 @@ class CompiledGraph:
                               for i, p in enumerate(graph.request_views)}
 
 
+# The generated module calls these kernels; Numba's cache of a caller does not notice when
+# a callee's source changes, so their text is part of the cache key.
+_RUNTIME_SOURCE = Path(windows.__file__).read_text()
+
+
 def graph_source(spec: GraphSpec) -> tuple[Graph, str, str]:
     """Build the graph and generate its module: (graph, source, hash)."""
     graph = build_graph(spec)
     source = generate_module(graph)
-    digest = hashlib.sha256(
-        f"{CODEGEN_VERSION}\n{numba.__version__}\n{source}".encode()).hexdigest()[:20]
-    return graph, source, digest
+    key = f"{CODEGEN_VERSION}\n{numba.__version__}\n{_RUNTIME_SOURCE}\n{source}"
+    return graph, source, hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 def compile_graph(spec: GraphSpec, cache_dir: Path | str) -> CompiledGraph:
