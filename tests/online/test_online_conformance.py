@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,11 @@ def test_readers_never_see_a_mix_of_versions(online_backend: OnlineBackend) -> N
         for number in range(1, 16):
             stage(writer, f"v{number}", views, entities)
             writer.publish(f"v{number}")
+            # On a loaded machine the reader thread may get little time: let it see each
+            # version before the next publish, so reads really do cross publishes.
+            deadline = time.monotonic() + 5.0
+            while f"v{number}".encode() not in seen and not mixes and time.monotonic() < deadline:
+                time.sleep(0.001)
     finally:
         stop.set()
         thread.join()
