@@ -121,7 +121,7 @@ class FeatureStore:
             RegistryError: a definition cannot be compiled (located in the file).
             StoreLockedError: the offline file stayed locked by another process.
         """
-        self.kernels()
+        self.kernels().warm()
         return self._state.apply(self._registry, self._registry_text)
 
     def materialize(self, end: object = None, full: bool = False,

@@ -33,14 +33,10 @@ from transforms.kernel_templates import (
     indent,
 )
 
+# Entry kernels compile on first use (one specialization each: the Python wrappers in
+# compiler.py always pass the same types), so a process that only builds training sets
+# never compiles the online kernels; `CompiledGraph.warm()` compiles everything (apply).
 JIT = '@numba.njit(cache=True, error_model="numpy")'
-ROWS_SIG = '"float64[:, ::1](float64[:, ::1], float64[::1])"'
-TRAINING_SIG = ('"void(int64[::1], int64[::1], float64[:, ::1], int64[::1], int64[::1], '
-                'float64[:, ::1])"')
-STATES_SIG = ('"Tuple((float64[::1], int64[::1], int64[::1]))(int64[::1], int64[::1], '
-              'float64[:, ::1], float64[::1], int64[::1], int64)"')
-VALUES_SIG = '"void(float64[::1], int64[::1], int64[::1], float64[:, ::1])"'
-EVAL_SIG = '"void(float64[:, ::1], float64[::1], float64[:, ::1])"'
 # Helpers get explicit signatures: otherwise Numba compiles a new specialization for
 # every literal argument it sees (`levels=2`, `m_old=0`, ...), multiplying compile time.
 STATE = "float64[:, ::1], int64"
@@ -55,11 +51,6 @@ def _slot(array: str, row: str) -> aggregations.Slot:
 
 
 S = _slot("S", "row")
-
-
-def eager(signature: str) -> str:
-    """Decorator line compiling a kernel for one signature when the module loads."""
-    return f'@numba.njit({signature}, cache=True, error_model="numpy")'
 
 
 def helper(signature: str) -> str:
@@ -88,9 +79,9 @@ def _view_source(prefix: str, view: ViewPlan) -> str:
         parts.extend(_group_source(f"{prefix}_g{j}", group))
     parts.extend(_lifetime_source(f"{prefix}_life", view.lifetime))
     context = _kernel_context(prefix, view)
-    parts.append(TRAINING_TEMPLATE.substitute(context, sig=eager(TRAINING_SIG)))
-    parts.append(STATES_TEMPLATE.substitute(context, sig=eager(STATES_SIG)))
-    parts.append(VALUES_TEMPLATE.substitute(context, sig=eager(VALUES_SIG)))
+    parts.append(TRAINING_TEMPLATE.substitute(context, sig=JIT))
+    parts.append(STATES_TEMPLATE.substitute(context, sig=JIT))
+    parts.append(VALUES_TEMPLATE.substitute(context, sig=JIT))
     return "\n\n\n".join(parts)
 
 
@@ -115,7 +106,7 @@ def _rows_source(prefix: str, view: ViewPlan) -> str:
         *indent(loads + emitter.lines + stores or ["pass"], 1),
         "return V",
     ]
-    return _function(eager(ROWS_SIG), f"{prefix}_rows(X, lits)", body)
+    return _function(JIT, f"{prefix}_rows(X, lits)", body)
 
 
 def _fold_body(group: GroupPlan, state: aggregations.Slot = S) -> list[str]:
@@ -149,8 +140,8 @@ def _life_final_body(features: list[FeaturePlan]) -> list[str]:
     return body
 
 
-def _value_lines(group: GroupPlan, window: int, tiles: str, starts: str, head: str,
-                 hrow: str, acc: str, column: str) -> list[str]:
+def _value_lines(group: GroupPlan, window: int, tiles: str, starts: str, first: str,
+                 head: str, hrow: str, acc: str, column: str) -> list[str]:
     """Statements computing one window's features at hop index `B` into out[:, column].
 
     Written out in the driver loops rather than called: they run for every query and
@@ -160,15 +151,23 @@ def _value_lines(group: GroupPlan, window: int, tiles: str, starts: str, head: s
     into = _slot(acc, "0")
     lines = [f"nb = decompose(B - {window // group.hop_us}, B, {group.levels}, lv, ix)"]
     lines += [line for f in members for line in aggregations.empty_lines(f.agg, into, f.offset)]
+    w = group.windows.index(window)
     lines += [
         f"for level in range({group.levels}):",
-        f"    hint[level] = {starts}[level]",
+        "    hint[level] = -1",
         "for block in range(nb):",
         "    level = lv[block]",
         "    key = tile_key(level, ix[block])",
         # The first tile of this level whose key is >= key: gallop from the previous tile
-        # of this level (the next block is usually adjacent), then bisect.
+        # of this level in this window (the next block is usually adjacent), or for the
+        # first block of a level from where the previous query's first block was (queries
+        # come in time order, so that moves forward), then bisect. Only positions depend
+        # on this; the merges, and so the values, do not.
         "    row = hint[level]",
+        "    if row < 0:",
+        f"        row = {first}[{w}, level]",
+        f"        if row > {starts}[level] and {tiles}[row - 1, 0] >= key:",
+        f"            row = {starts}[level]",
         f"    end = {starts}[level + 1]",
         "    step = 1",
         f"    while row + step <= end and {tiles}[row + step - 1, 0] < key:",
@@ -181,6 +180,8 @@ def _value_lines(group: GroupPlan, window: int, tiles: str, starts: str, head: s
         "            row = middle + 1",
         "        else:",
         "            top = middle",
+        "    if hint[level] < 0:",
+        f"        {first}[{w}, level] = row",
         "    hint[level] = row",
         f"    if row < end and {tiles}[row, 0] == key:",
     ]
@@ -218,8 +219,8 @@ def _kernel_context(prefix: str, view: ViewPlan) -> dict[str, str]:
     def values(j: int, head: str, hrow: str, column: str, level: int) -> str:
         group = view.groups[j]
         lines = [line for window in group.windows
-                 for line in _value_lines(group, window, f"T{j}", f"starts{j}", head, hrow,
-                                          f"acc{j}", column)]
+                 for line in _value_lines(group, window, f"T{j}", f"starts{j}", f"first{j}",
+                                          head, hrow, f"acc{j}", column)]
         return "\n".join(indent(lines, level))
 
     return {
@@ -232,7 +233,9 @@ def _kernel_context(prefix: str, view: ViewPlan) -> dict[str, str]:
             f"    head{j} = np.empty((1, {g.width + 1}))\n"
             f"    acc{j} = np.empty((1, {g.width + 1}))\n"
             f"    none{j} = np.empty((0, {g.width + 1}))\n"
-            f"    starts{j} = np.empty({g.levels + 1}, np.int64)" for j, g in groups),
+            f"    starts{j} = np.empty({g.levels + 1}, np.int64)\n"
+            f"    first{j} = np.empty(({len(g.windows)}, {g.levels}), np.int64)"
+            for j, g in groups),
         "alloc_tiles": "\n".join(
             f"    T{j} = np.empty(({g.levels} * longest + 1, {g.width + 1}))" for j, g in groups),
         "alloc_scratch": "\n".join(
@@ -241,6 +244,7 @@ def _kernel_context(prefix: str, view: ViewPlan) -> dict[str, str]:
         "build_groups": "\n".join(
             f"        m{j} = {prefix}_g{j}_build(ts, V, e0, e1, none{j}, 0, T{j}, MIN_TIME)\n"
             f"        level_starts(T{j}, m{j}, {g.levels}, starts{j})\n"
+            f"        restart_searches(starts{j}, first{j})\n"
             f"        h{j} = e0" for j, g in groups),
         "head_groups": "\n".join(
             f"            B = floor_div(t, {g.hop_us})\n"
@@ -282,6 +286,7 @@ def _values_group(prefix: str, j: int, g: GroupPlan, calls: str) -> str:
         f"T{j} = data[pos:pos + m * {w}].reshape((m, {w}))",
         f"pos += m * {w}",
         f"level_starts(T{j}, m, {g.levels}, starts{j})",
+        f"restart_searches(starts{j}, first{j})",
         f"B = floor_div(t, {g.hop_us})",
         # Online the head is the level-0 tile holding floor(at, hop): lookups are at or
         # after the end of every event folded into it (docs/decisions.md).
@@ -302,4 +307,4 @@ def _request_source(prefix: str, request: RequestPlan) -> str:
     stores = [f"out[{k}, r] = {name}" for k, name in enumerate(results)]
     body = ["for r in range(X.shape[1]):", *indent(loads + emitter.lines + stores, 1)]
     return "\n".join([f"# request view {request.spec.name!r}",
-                      _function(eager(EVAL_SIG), f"{prefix}_eval(X, lits, out)", body)])
+                      _function(JIT, f"{prefix}_eval(X, lits, out)", body)])

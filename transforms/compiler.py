@@ -140,6 +140,14 @@ class CompiledView:
         blobs = [raw[offsets[i] * 8:offsets[i + 1] * 8] for i in range(len(entities))]
         return EntityStates(entities=entities, blobs=blobs)
 
+    def warm(self) -> None:
+        """Compile (or load from the disk cache) every kernel of this view now."""
+        none = np.zeros(0, np.int64)
+        columns = {name: np.zeros(0) for name in self.input_columns}
+        self.training_values(none, none, columns, {}, none, none)
+        self.update_states([], none, none, columns, {}, 0)
+        self.values_from_states([], 0)
+
     def values_from_states(self, blobs: Sequence[bytes | None],
                            at_us: int | np.ndarray) -> np.ndarray:
         """Feature values at `at_us` (one time, or one per blob) from state blobs (online)."""
@@ -160,6 +168,12 @@ class CompiledRequestView:
         self.dependencies = tuple(plan.dependencies)
         self.feature_names = tuple(name for name, _ in plan.spec.features)
         self._eval = getattr(module, f"{prefix}_eval")
+
+    def warm(self) -> None:
+        """Compile (or load from the disk cache) the kernel now."""
+        inputs = [name for name, _ in self.request_fields]
+        self.evaluate({name: np.zeros(0) for name in inputs},
+                      {ref: np.zeros(0) for ref in self.dependencies})
 
     def evaluate(self, request: Mapping[str, np.ndarray],
                  features: Mapping[tuple[str, str], np.ndarray]) -> np.ndarray:
@@ -185,6 +199,11 @@ class CompiledGraph:
                       for i, p in enumerate(graph.views)}
         self.request_views = {p.spec.name: CompiledRequestView(p, module, f"r{i}")
                               for i, p in enumerate(graph.request_views)}
+
+    def warm(self) -> None:
+        """Compile (or load from the disk cache) every kernel now, not on first use."""
+        for kernels in (*self.views.values(), *self.request_views.values()):
+            kernels.warm()
 
 
 # The generated module calls these kernels; Numba's cache of a caller does not notice when

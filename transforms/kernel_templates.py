@@ -36,6 +36,7 @@ from transforms.windows import (
     floor_div,
     level_starts,
     pack_slots,
+    restart_searches,
     tile_index,
     tile_key,
     tile_level,

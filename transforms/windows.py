@@ -152,3 +152,11 @@ def level_starts(tiles: np.ndarray, count: int, levels: int, starts: np.ndarray)
             row += 1
         starts[level] = row
     starts[levels] = count
+
+
+@numba.njit("void(int64[::1], int64[:, ::1])", cache=True, no_cpython_wrapper=True)
+def restart_searches(starts: np.ndarray, first: np.ndarray) -> None:
+    """Point every window's remembered search position at the start of its level."""
+    for window in range(first.shape[0]):
+        for level in range(first.shape[1]):
+            first[window, level] = starts[level]

@@ -48,6 +48,7 @@ import json, sys
 from tests.transforms.demo_spec import DEMO_SPEC
 from transforms import compile_graph
 graph = compile_graph(DEMO_SPEC, sys.argv[1])
+graph.warm()
 hits = misses = 0
 for view in graph.views.values():
     for kernel in (view._rows, view._training, view._states, view._values):
