@@ -351,7 +351,7 @@ def test_spine_rows_meet_their_events_with_the_same_entity_ids(
         }  # fmt: skip
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(keys=st.lists(st.text(max_size=4), min_size=1, max_size=20), partitions=st.integers(2, 4))
 def test_string_keys_partition_like_the_spine(keys: list[str], partitions: int) -> None:
     con = duckdb.connect()

@@ -96,6 +96,7 @@ print(json.dumps(counts))
 """
 
 
+@pytest.mark.slow
 def test_two_writer_processes_and_a_reader_while_duckdb_is_locked(tmp_path: Path) -> None:
     """Pushes land while another process holds the offline DuckDB file for writing."""
     offline_dir = tmp_path / "data"
