@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 from featurestore.errors import FeatureStoreError, RegistryError
 from featurestore.progress import MaterializeProgress
 from featurestore.sample_data import generate_transactions
+from featurestore.sample_spine import sample_spine
 from featurestore.store import FeatureStore
+from featurestore.table_files import read_table_file, write_table_file
 
 REGISTRY_ENV = "FEATURESTORE_REGISTRY"
 SAMPLE_SOURCE = "transactions"
@@ -114,6 +116,7 @@ def compile_command(registry: Path, show: bool) -> None:
     store = FeatureStore(registry)
     started = time.perf_counter()
     kernels = store.kernels()
+    kernels.warm()
     if show:
         click.echo(kernels.source, nl=False)
         return
@@ -221,6 +224,51 @@ def _table(columns: dict[str, list]) -> str:
     return "\n".join(lines)
 
 
+@main.command(name="training-set")
+@_registry_option
+@click.option("--spine", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Spine file, Parquet or CSV: entity keys, a timestamp, anything else.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file: Parquet, or CSV when the name ends in .csv.")
+@click.option("--features", "features", multiple=True, metavar="REF",
+              help="'view:feature' or a service name; repeat, or separate with commas.")
+@click.option("--service", default=None, help="A service name (instead of --features).")
+@click.option("--timestamp", default="event_ts", show_default=True,
+              help="The spine's time column.")
+@click.option("--full-names", is_flag=True, help="Name feature columns view__feature.")
+def training_set(registry: Path, spine: Path, out: Path, features: tuple[str, ...],
+                 service: str | None, timestamp: str, full_names: bool) -> None:
+    """Build a point-in-time training set: the spine with feature columns appended."""
+    store = FeatureStore(registry)
+    references = [ref.strip() for refs in features for ref in refs.split(",") if ref.strip()]
+    started = time.perf_counter()
+    rows = read_table_file(spine)
+    table = store.get_training_set(rows, features=references or None, service=service,
+                                   timestamp=timestamp, full_names=full_names, output="arrow")
+    write_table_file(table, out)
+    click.echo(f"wrote {table.num_rows:,} rows with {table.num_columns - rows.num_columns} "
+               f"feature columns to {_shown(out)} ({time.perf_counter() - started:.1f}s)")
+
+
+@main.command()
+@_registry_option
+@click.option("--at", "at", required=True, metavar="T",
+              help="Time of the features (ISO-8601; UTC unless it has an offset).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file: Parquet, or CSV when the name ends in .csv.")
+@click.option("--entity", default=None,
+              help="Entity to score (needed when feature views use several).")
+@click.option("--full-names", is_flag=True, help="Name feature columns view__feature.")
+def snapshot(registry: Path, at: str, out: Path, entity: str | None, full_names: bool) -> None:
+    """Write every entity's features at time T (batch scoring), from raw events."""
+    store = FeatureStore(registry)
+    started = time.perf_counter()
+    table = store.snapshot(at, entity=entity, full_names=full_names, output="arrow")
+    write_table_file(table, out)
+    click.echo(f"wrote {table.num_rows:,} entities to {_shown(out)} "
+               f"({time.perf_counter() - started:.1f}s)")
+
+
 @main.command()
 @_registry_option
 @_size_options
@@ -242,18 +290,47 @@ def generate(
 @_registry_option
 @_size_options
 def demo(registry: Path, events: int, users: int, days: int, seed: int) -> None:
-    """Generate the sample data if it is missing, then plan and apply."""
+    """Generate the sample data if it is missing, plan, apply, build a training set, then
+    materialize, look up online, push and verify."""
     store = FeatureStore(registry)
     target = _sample_path(store)
-    click.echo(f"[1/3] Sample data: {_shown(target)}")
+    total = 8
+    click.echo(f"[1/{total}] Sample data: {_shown(target)}")
     if target.exists():
         click.echo("      already there; delete it to generate it again.")
     else:
         _generate(target, events, users, days, seed)
-    click.echo(f"[2/3] Plan for {_shown(store.registry_path)}:")
+    click.echo(f"[2/{total}] Plan for {_shown(store.registry_path)}:")
     click.echo(_indent(store.plan().render()))
-    click.echo(f"[3/3] Apply to {_shown(store.offline_path)}:")
+    click.echo(f"[3/{total}] Apply to {_shown(store.offline_path)}:")
     click.echo(_indent(store.apply().summary()))
+    _demo_training_set(store, 4, total)
+    _demo_online(store, 5, total)
+
+
+DEMO_SPINE_ROWS = 20_000
+DEMO_TRAINING_FEATURES = (DEMO_SERVICE, "user_txn:last_category", "user_txn:amount_max_1d")
+
+
+def _demo_training_set(store: FeatureStore, step: int, total: int) -> None:
+    """Build a training set for a spine sampled from the events, and show its first rows."""
+    spine = sample_spine(_sample_path(store), DEMO_SPINE_ROWS, seed=0)
+    click.echo(f"[{step}/{total}] Training set: {spine.num_rows:,} spine rows (users at random "
+               "times, with amount_now and a label), features "
+               f"{', '.join(DEMO_TRAINING_FEATURES)}:")
+    started = time.perf_counter()
+    frame = store.get_training_set(spine, features=list(DEMO_TRAINING_FEATURES))
+    elapsed = time.perf_counter() - started
+    head = frame.head(5).to_dict(orient="list")
+    click.echo(_indent(_table({name: [_plain(v) for v in cells] for name, cells in head.items()})))
+    click.echo(f"      {len(frame):,} rows x {len(frame.columns)} columns in {elapsed:.2f}s")
+
+
+def _plain(value: object) -> object:
+    """A cell as the demo prints it: times as ISO text, missing values as null."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "null" if value is None or value != value else value
 
 
 def _sample_path(store: FeatureStore) -> Path:

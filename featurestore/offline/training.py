@@ -10,7 +10,7 @@ online lookups.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -27,8 +27,14 @@ from featurestore.offline.point_in_time import (
     compute_view_values,
     earliest_event_needed,
 )
+from featurestore.offline.request_features import (
+    RequestInputs,
+    evaluate_request_feature,
+    read_request_fields,
+    request_inputs,
+)
+from featurestore.offline.sources import quote_literal
 from featurestore.offline.spine import load_spine, spine_micros
-from featurestore.offline.timestamps import normalize_timestamps
 from featurestore.offline.training_output import (
     NEVER_NULL_AGGREGATIONS,
     FeatureColumn,
@@ -49,18 +55,26 @@ _Result = TypeVar("_Result")
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """What a training set needs, resolved against the registry and kernels.
+    """What a training set needs, resolved against the registry.
 
     Attributes:
         selection: the requested features and their output column names.
         views: feature view → features to compute (requested, or read by a
             requested request-view feature), in first-use order.
         keys: every entity key column the spine must hold, in first-use order.
+        request_inputs: (request view, feature) → what it reads, per requested
+            request-view feature.
     """
 
     selection: FeatureSelection
     views: dict[str, tuple[str, ...]]
     keys: tuple[str, ...]
+    request_inputs: dict[tuple[str, str], RequestInputs]
+
+    def request_fields(self) -> dict[str, str]:
+        """Request fields the spine must hold → the request view that reads each."""
+        return {field: view for (view, _), inputs in self.request_inputs.items()
+                for field in sorted(inputs.fields)}
 
 
 def plan_training_set(
@@ -75,19 +89,21 @@ def plan_training_set(
         InputError: see `references.select_features`.
     """
     registry = store.registry
-    graph = store.kernels()
     selection = select_features(registry, features, service, full_names)
     needed: dict[str, dict[str, None]] = {}
+    requests: dict[tuple[str, str], RequestInputs] = {}
     for view, feature in selection.refs:
         if view in registry.feature_views:
             needed.setdefault(view, {})[feature] = None
-        else:
-            for dependency_view, dependency in graph.request_views[view].dependencies:
-                needed.setdefault(dependency_view, {})[dependency] = None
+            continue
+        inputs = requests[view, feature] = request_inputs(registry, view, feature)
+        for dependency_view, dependency in sorted(inputs.features):
+            needed.setdefault(dependency_view, {})[dependency] = None
     keys: dict[str, None] = {}
     for view in needed:
         keys.update(dict.fromkeys(registry.entities[registry.feature_views[view].entity].keys))
-    return TrainingPlan(selection, {v: tuple(f) for v, f in needed.items()}, tuple(keys))
+    views = {view: tuple(names) for view, names in needed.items()}
+    return TrainingPlan(selection, views, tuple(keys), requests)
 
 
 def build_training_set(
@@ -126,21 +142,28 @@ def feature_columns(
     """The requested feature columns of a loaded spine, in request order.
 
     Raises:
-        InputError: the spine lacks a request field a requested feature reads.
+        InputError: the spine lacks a request field a requested feature reads, or has
+            it in a type that cannot stand for the field's.
         SourceError: a source cannot be read or does not match the definitions.
     """
     graph = store.kernels()
-    request_fields = _request_fields(graph, plan, spine)
+    fields = read_request_fields(spine, plan.request_fields(), graph.request_views)
     spine_us = spine_micros(spine, timestamp)
     values = with_connection(
         store, list(plan.views), lambda con: _all_view_values(con, store, plan, spine, spine_us)
     )
-    return [
-        _view_column(store, graph, values[view], view, feature, name)
-        if view in store.registry.feature_views
-        else _request_column(graph, values, request_fields, view, feature, name, spine.num_rows)
-        for (view, feature), name in zip(plan.selection.refs, plan.selection.columns, strict=True)
-    ]
+    by_ref = {(view, name): found for view, computed in values.items()
+              for name, found in computed.values.items()}
+    columns = []
+    for (view, feature), name in zip(plan.selection.refs, plan.selection.columns, strict=True):
+        if view in store.registry.feature_views:
+            columns.append(_view_column(store, graph, values[view], view, feature, name))
+            continue
+        result = evaluate_request_feature(graph.request_views[view], feature,
+                                          plan.request_inputs[view, feature], fields, by_ref,
+                                          spine.num_rows)
+        columns.append(FeatureColumn(name, ColumnType.FLOAT, result))
+    return columns
 
 
 def with_connection(
@@ -157,6 +180,9 @@ def with_connection(
     sources = {registry.feature_views[view].source for view in views}
     if all(registry.sources[name].path is not None for name in sources):
         with duckdb.connect() as con:
+            # Spill where the offline file's own connections would (else `.tmp` in the
+            # working directory): sorting a partition may not fit in memory.
+            con.execute(f"SET temp_directory = {quote_literal(f'{store.offline_path}.tmp')}")
             return work(con)
     return store.offline_database().run(work)
 
@@ -202,73 +228,6 @@ def _view_column(
         in NEVER_NULL_AGGREGATIONS,
         dictionary=values.dictionaries.get(dictionary_column) if dictionary_column else None,
     )
-
-
-def _request_column(
-    graph: CompiledGraph,
-    values: Mapping[str, ViewValues],
-    request_fields: Mapping[str, Mapping[str, np.ndarray]],
-    view: str,
-    feature: str,
-    name: str,
-    rows: int,
-) -> FeatureColumn:
-    compiled = graph.request_views[view]
-    dependencies = {(v, f): values[v].values[f] for v, f in compiled.dependencies}
-    fields = request_fields[view]
-    if not fields and not dependencies:
-        # Constant expressions: the kernel learns the row count from its inputs.
-        fields = {"__rows": np.zeros(rows)}
-    result = compiled.evaluate(fields, dependencies)
-    index = compiled.feature_names.index(feature)
-    return FeatureColumn(name, ColumnType.FLOAT, result[index])
-
-
-def _request_fields(
-    graph: CompiledGraph, plan: TrainingPlan, spine: pa.Table
-) -> dict[str, dict[str, np.ndarray]]:
-    """Request view → its request fields as float64 kernel inputs, read from the spine.
-
-    Raises:
-        InputError: a field is not a spine column, or has a type that cannot stand for
-            the field's type (the message names the column).
-    """
-    fields: dict[str, dict[str, np.ndarray]] = {}
-    for view in dict.fromkeys(v for v, _ in plan.selection.refs if v in graph.request_views):
-        fields[view] = {}
-        for name, kind in graph.request_views[view].request_fields:
-            if name not in spine.column_names:
-                raise InputError(
-                    f"spine has no column '{name}', a request field of request view "
-                    f"'{view}' ({kind}); its columns: {', '.join(spine.column_names)}"
-                )
-            fields[view][name] = request_values(spine.column(name), name, kind)
-    return fields
-
-
-def request_values(values: pa.ChunkedArray, name: str, kind: ColumnType) -> np.ndarray:
-    """A spine column as a request field's kernel input: float64, NaN for null.
-
-    Numbers and booleans stand for numeric and boolean fields; timestamps (or dates,
-    or ISO-8601 text) for timestamp fields, as microseconds.
-
-    Raises:
-        InputError: the column's type cannot stand for the field's.
-    """
-    arrow_type = values.type
-    if kind is ColumnType.TIMESTAMP:
-        label = f"spine column '{name}' (request field)"
-        micros = normalize_timestamps(values, label).cast(pa.int64())
-        return micros.cast(pa.float64()).fill_null(np.nan).to_numpy().astype(np.float64)
-    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or (
-        pa.types.is_decimal(arrow_type) or pa.types.is_boolean(arrow_type)
-    )
-    if not numeric:
-        raise InputError(
-            f"spine column '{name}' has type {arrow_type}, but request field '{name}' is "
-            f"{kind}: give numbers"
-        )
-    return values.cast(pa.float64()).fill_null(np.nan).to_numpy().astype(np.float64)
 
 
 def _check_new_columns(spine: pa.Table, names: Sequence[str]) -> None:

@@ -4,9 +4,9 @@ Feature values leave the kernels as float64 with NaN for null. Each column's typ
 from the compiled graph (`feature_columns.feature_array`, shared with materialization),
 never from the data, so a column has the same type whether or not this spine happened
 to produce a null. In pandas, integer columns that can be null use the nullable `Int64`
-dtype (count and sum never are null: they stay `int64`), booleans `boolean`, strings
-`object` with None, timestamps `datetime64[us, UTC]` with NaT, floats NaN. Request-view
-features are float64.
+dtype (count and sum never are null: they stay `int64`), booleans `boolean`, floats NaN;
+strings and timestamps (`datetime64[us, UTC]`, NaT) convert as Arrow converts them (the
+pandas default string dtype). Request-view features are float64.
 """
 
 from __future__ import annotations

@@ -14,12 +14,14 @@ class RequestError(InputError):
     """Bad input to a lookup or a push.
 
     Attributes:
-        code: what kind of problem, for programs: ``unknown_feature``,
-            ``invalid_features``, ``missing_entity_key``, ``unknown_entity_key``,
-            ``wrong_type``, ``length_mismatch``, ``too_many_entities``,
-            ``missing_request_field``, ``unknown_request_field``, ``invalid_time``,
-            ``time_before_materialization``, ``unknown_source``, ``invalid_rows``,
-            ``too_many_rows``.
+        code: what kind of problem, for programs. Lookups: ``invalid_features``,
+            ``unknown_feature``, ``invalid_entities``, ``missing_entity_key``,
+            ``unknown_entity_key``, ``wrong_type``, ``length_mismatch``,
+            ``too_many_entities``, ``invalid_request_fields``, ``missing_request_field``,
+            ``unknown_request_field``, ``invalid_time``, ``time_before_materialization``.
+            Pushes: ``unknown_source``, ``invalid_rows``. HTTP bodies (see
+            `featurestore.serving.http_errors`): ``malformed_json``, ``invalid_body``,
+            ``unknown_field``, ``body_too_large``, ``too_many_rows``.
     """
 
     def __init__(self, code: str, message: str) -> None:

@@ -4,6 +4,12 @@ Every failure a client can cause gets a 4xx naming the problem; an online store 
 unreachable, empty or loaded by other definitions gets a 503 (the server keeps running
 and answers again once the store is back); only a bug in the server itself gets a 500,
 and that answer is the same JSON shape without a stack trace (the trace goes to the log).
+
+    400  every `RequestError` code but the three below (see `serving.errors`)
+    413  body_too_large, too_many_entities, too_many_rows
+    404  not_found (unknown path)       405  method_not_allowed
+    503  online_store_unavailable, not_materialized, registry_mismatch, storage_unavailable
+    500  internal_error (a bug)
 """
 
 from __future__ import annotations
@@ -59,6 +65,11 @@ def answer_error(error: Exception) -> Response:
         return error_response(503, "online_store_unavailable", str(error))
     if isinstance(error, NotMaterializedError | RegistryMismatchError):
         return error_response(503, error.code, str(error))
+    if isinstance(error, OSError):
+        # A file the server writes (a pushed segment): a full or failing disk, not a bug.
+        LOGGER.error("storage failed: %s", error)
+        return error_response(503, "storage_unavailable",
+                              f"cannot write to the offline store: {error.strerror or error}")
     if isinstance(error, FeatureStoreError):
         LOGGER.error("request failed: %s", error)
         return error_response(500, "feature_store_error", str(error))

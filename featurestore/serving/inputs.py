@@ -27,6 +27,7 @@ MAX_ENTITIES = 1000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
+_PLAIN_NUMBERS = (float, int, type(None))
 _KEY_KINDS = {ColumnType.INT: "an integer", ColumnType.STRING: "a string"}
 _FIELD_KINDS = {
     ColumnType.INT: "an integer",
@@ -79,7 +80,7 @@ def entity_columns(
         RequestError: not a mapping, a missing or unknown key column, a value of the
             wrong type, columns of different lengths, or more than MAX_ENTITIES.
     """
-    if not isinstance(entities, Mapping):
+    if type(entities) is not dict and not isinstance(entities, Mapping):
         raise RequestError(
             "invalid_entities",
             f"'entities' must map key columns to lists of values, got {type(entities).__name__}",
@@ -120,7 +121,7 @@ def request_columns(
     """
     if request is None:
         request = {}
-    if not isinstance(request, Mapping):
+    if type(request) is not dict and not isinstance(request, Mapping):
         raise RequestError(
             "invalid_request_fields",
             f"'request' must map field names to lists of values, got {type(request).__name__}",
@@ -152,6 +153,8 @@ def request_columns(
 
 
 def _as_list(values: object, label: str, code: str) -> list[Any]:
+    if type(values) is list:  # JSON's case, first: the ABC checks below cost more
+        return values.copy()
     if isinstance(values, np.ndarray):
         return values.tolist()
     if isinstance(values, Sequence) and not isinstance(values, str | bytes):
@@ -171,6 +174,12 @@ def _key_values(values: object, name: str, kind: ColumnType) -> list[int | str]:
         )
     if kind not in _KEY_KINDS:
         raise RequestError("wrong_type", f"key column '{name}' is {kind}; keys are ints or strs")
+    # Fast path for what JSON and plain Python give: exact types (bool is no int here).
+    expected = int if kind is ColumnType.INT else str
+    if all(type(value) is expected for value in items) and (
+            kind is ColumnType.STRING or not items
+            or (min(items) >= _INT64_MIN and max(items) <= _INT64_MAX)):
+        return items
     converted: list[int | str] = []
     for row, value in enumerate(items):
         if kind is ColumnType.STRING and isinstance(value, str):
@@ -201,6 +210,12 @@ def _field_values(values: object, name: str, kind: ColumnType) -> np.ndarray:
             "too_many_entities",
             f"{len(items)} rows in one lookup; the limit is {MAX_ENTITIES}",
         )
+    if kind is ColumnType.FLOAT and all(type(value) in _PLAIN_NUMBERS for value in items):
+        # Fast path: plain floats, ints and None (NaN) convert in one call.
+        try:
+            return np.array(items, dtype=np.float64)
+        except OverflowError:
+            pass  # an int beyond float64: the loop below names it
     out = np.empty(len(items))
     for row, value in enumerate(items):
         try:

@@ -144,24 +144,23 @@ class OnlineLookup:
         """Feature values for entities at a time; see `get_online_features`."""
         plan = self.plan(features, service, full_names)
         keys, rows = entity_columns(entities if entities is not None else {}, plan.key_types)
-        fields, counted = request_columns(request, plan.field_types, rows if plan.reads else None)
+        fields, _ = request_columns(request, plan.field_types, rows if plan.reads else None)
         at_us = lookup_time(at)
         values = self._view_values(online, plan, keys, at_us) if plan.reads else {}
-        count = rows if plan.reads else (counted or 0)
         for name in plan.request_views:
             compiled = self.kernels.request_views[name]
             dependencies = {ref: values[ref[0]][self._row(*ref)] for ref in compiled.dependencies}
             values[name] = compiled.evaluate(fields, dependencies)
         out: dict[str, list] = dict(keys)
+        rows_of = {name: matrix.tolist() for name, matrix in values.items()}
         for output in plan.outputs:
             dictionary = (
                 self._dictionaries[output.view][1].get(output.dictionary_column, [])
                 if output.dictionary_column is not None
                 else None
             )
-            out[output.column] = python_values(
-                values[output.view][output.row][:count], output.kind, dictionary
-            )
+            out[output.column] = python_values(rows_of[output.view][output.row], output.kind,
+                                               dictionary)
         return out
 
     def _view_values(

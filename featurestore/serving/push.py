@@ -22,7 +22,7 @@ events are in the segment and the next materialization loads them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +32,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore.errors import InputError
+from featurestore.errors import InputError, OnlineStoreUnavailable
 from featurestore.offline import append_segment, validate_rows
 from featurestore.offline.dictionaries import encode_strings
 from featurestore.offline.timestamps import epoch_micros
@@ -106,7 +106,8 @@ def push(store: FeatureStore, source: str, rows: object) -> PushResult:
         RegistryMismatchError: the online store was loaded by other definitions
             (nothing is stored).
         OnlineStoreUnavailable: the online store cannot be reached before the rows were
-            stored (nothing is stored), or failed after (the message says they are kept).
+            stored (nothing is stored: retry), or failed after (the message says they are
+            kept: do not retry).
     """
     registry, kernels = store.registry, store.kernels()
     views = _views_of(registry, kernels, source)
@@ -118,7 +119,14 @@ def push(store: FeatureStore, source: str, rows: object) -> PushResult:
     segment = append_segment(store.offline_path.parent, source, table)
     if not published:
         return PushResult(source, table.num_rows, segment, online=False, entities=0)
-    folded = _fold_into_states(online, kernels, registry, views, table, source)
+    try:
+        folded = _fold_into_states(online, kernels, registry, views, table, source)
+    except (OnlineStoreUnavailable, RegistryMismatchError) as error:
+        # The rows are on disk already: a retry would store them twice.
+        raise type(error)(
+            f"{error}; the {table.num_rows} rows are stored ({segment.name}) and reach the "
+            "online store with the next materialization: do not push them again"
+        ) from error
     return PushResult(source, table.num_rows, segment, online=folded is not None,
                       entities=folded or 0)
 
@@ -141,6 +149,11 @@ def _validated(registry: Registry, kernels: CompiledGraph, source: str, rows: ob
     for view in registry.feature_views.values():
         if view.source == source:
             keys.update(dict.fromkeys(registry.entities[view.entity].keys))
+    if isinstance(rows, Mapping) and not all(
+            isinstance(values, Sized) and not isinstance(values, str | bytes)
+            for values in rows.values()):
+        raise RequestError("invalid_rows", f"push to '{source}': a dict of columns must map "
+                                           "each column to a list of values")
     try:
         return validate_rows(rows, kernels.graph.spec.schema(source),
                              registry.sources[source].timestamp, list(keys), source_name=source)

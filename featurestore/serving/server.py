@@ -15,7 +15,9 @@ may retry on conflicts, so they run in the thread pool.
 
 Errors keep one shape, ``{"error": {"code", "message"}}`` (see `http_errors`). The store
 client reconnects by itself, so a server whose Redis went away answers 503 meanwhile and
-serves again as soon as Redis is back, without a restart.
+serves again as soon as Redis is back, without a restart. A Redis that hangs rather than
+refuses holds each lookup (and, lookups running in the event loop, the server) for the
+client's socket timeout: 5 s by default, tighter with ``?socket_timeout=0.2`` in the URL.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def create_app(store: FeatureStore) -> FastAPI:
         RegistryError, SourceError: the registry cannot be compiled.
     """
     engine = lookup_engine(store)
+    # Kernels compile (or load from the disk cache) on first use: do it before serving.
+    engine.kernels.warm()
     online = store.online_store()
     backend = "local" if store.online == "local" else "redis"
     registry_json = orjson.dumps({
@@ -106,6 +110,9 @@ def create_app(store: FeatureStore) -> FastAPI:
             if name not in body:
                 raise BodyError("invalid_body", f"member '{name}' is required")
         rows = body["rows"]
+        if isinstance(rows, dict) and not all(isinstance(v, list) for v in rows.values()):
+            raise BodyError("invalid_body", "member 'rows' must be a list of objects or an "
+                                            "object of equally long lists")
         count = len(rows) if isinstance(rows, list) else max(map(len, rows.values()), default=0)
         if count > MAX_PUSH_ROWS:
             raise BodyError("too_many_rows",

@@ -5,26 +5,24 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-import numpy as np
-
 from transforms.spec import ColumnType
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def python_values(
-    row: np.ndarray, kind: ColumnType, dictionary: Sequence[str] | None = None
+    values: list[float], kind: ColumnType, dictionary: Sequence[str] | None = None
 ) -> list:
     """One feature's values as Python objects: None for null (NaN).
 
     Args:
-        row: float64 values from a kernel.
+        values: float64 values from a kernel, as a list (`ndarray.tolist()` of a whole
+            result matrix at once is cheaper than one conversion per feature).
         kind: the feature's result type: INT and BOOL → int (BOOL as 0/1, as training
             sets give it), STRING → the string of that dictionary code, TIMESTAMP → a
             UTC datetime, FLOAT → float.
         dictionary: the string column's dictionary (code = index), for STRING.
     """
-    values = row.tolist()
     if kind is ColumnType.FLOAT:
         # NaN is the only float unequal to itself; the comprehension beats np.isnan
         # plus masking at the sizes lookups return.

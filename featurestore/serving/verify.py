@@ -183,7 +183,7 @@ def _verify_view(store: FeatureStore, view: str, end: int, times: tuple[int, ...
         for f_index, feature in enumerate(compiled.feature_names):
             kind = compiled.feature_types[feature]
             column = compiled.string_feature_columns.get(feature)
-            expected = python_values(offline_values[f_index, :, t_index], kind,
+            expected = python_values(offline_values[f_index, :, t_index].tolist(), kind,
                                      dictionaries.get(column) if column else None)
             got = online[f"{view}__{feature}"]
             for key, online_value, offline_value in zip(kept, got, expected, strict=True):

@@ -93,6 +93,20 @@ def test_default_time_is_now(shared_store: FeatureStore) -> None:
     assert out == {"user_id": [1], "txn_count_1h": [0], "amount_max_1d": [None]}
 
 
+def test_a_request_view_needs_the_keys_of_every_view_it_reads(
+        shared_store: FeatureStore) -> None:
+    # txn_context is evaluated whole, as in training sets: log_amount_now alone still
+    # needs the user, because amount_z in the same view reads user_txn.
+    with pytest.raises(RequestError) as caught:
+        shared_store.get_online_features(features=["txn_context:log_amount_now"],
+                                         request={"amount_now": [1.0]})
+    assert caught.value.code == "missing_entity_key"
+    out = shared_store.get_online_features(features=["txn_context:log_amount_now"],
+                                           entities={"user_id": [1, 2, 3]},
+                                           request={"amount_now": [0.0, math.e - 1, None]})
+    assert out == {"user_id": [1, 2, 3], "log_amount_now": [0.0, 1.0, None]}
+
+
 def test_keys_may_come_as_numpy_or_pandas(shared_store: FeatureStore) -> None:
     lists = shared_store.get_online_features(
         features=["user_txn:amount_sum_7d"], entities={"user_id": [1, 2]}, at=DEMO_END)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import redis
 
 from featurestore import FeatureStore, OnlineStoreUnavailable
 from featurestore.offline.segments import list_segments, segment_dir
@@ -78,19 +79,20 @@ def test_pushed_state_equals_the_training_set_over_all_events(demo_store: Featur
     ("transactions", [{**event(1, 1), "user_id": None}], "invalid_rows"),
     ("transactions", [{**event(1, 1), "colour": "red"}], "invalid_rows"),
     ("transactions", "not rows", "invalid_rows"),
+    ("transactions", {"user_id": 1, "event_ts": PUSHED_AT}, "invalid_rows"),
 ])
-def test_bad_pushes_store_nothing(demo_store: FeatureStore, source: str, rows: object,
+def test_bad_pushes_store_nothing(shared_store: FeatureStore, source: str, rows: object,
                                   code: str) -> None:
     with pytest.raises(RequestError) as caught:
-        demo_store.push(source, rows)
+        shared_store.push(source, rows)
     assert caught.value.code == code
-    assert pushed_rows(demo_store) == 0
+    assert pushed_rows(shared_store) == 0
 
 
-def test_an_empty_push_is_a_no_op(demo_store: FeatureStore) -> None:
-    result = demo_store.push("transactions", [])
+def test_an_empty_push_is_a_no_op(shared_store: FeatureStore) -> None:
+    result = shared_store.push("transactions", [])
     assert (result.rows, result.segment, result.online) == (0, None, False)
-    assert pushed_rows(demo_store) == 0
+    assert pushed_rows(shared_store) == 0
 
 
 def test_a_push_before_any_materialization_waits_for_it(online_backend: object,
@@ -161,3 +163,18 @@ def test_concurrent_pushes_for_one_entity_lose_nothing(demo_store: FeatureStore)
     assert after["txn_count_1h"] == [before["txn_count_1h"][0] + writers * pushes]
     assert after["amount_sum_7d"][0] == pytest.approx(
         before["amount_sum_7d"][0] + writers * pushes)
+
+
+def test_a_push_stored_but_refused_online_says_not_to_retry(clean_redis: RedisServer,
+                                                            tmp_path: Path) -> None:
+    store = make_demo_store(tmp_path / "demo", clean_redis.url)
+    with redis.Redis.from_url(clean_redis.url) as admin:
+        # Reads still work, every write fails: Redis out of memory after the check.
+        admin.config_set("maxmemory", 1)
+        try:
+            with pytest.raises(OnlineStoreUnavailable, match="do not push them again"):
+                store.push("transactions", [event(6, 1)])
+        finally:
+            admin.config_set("maxmemory", 0)
+    assert pushed_rows(store) == 1
+    store.close()

@@ -1,0 +1,128 @@
+"""Request-view features of a training set, computed from spine columns.
+
+Offline, a request view's request fields are spine columns of the same name (DESIGN
+§4.4), and its view-feature inputs come from the point-in-time values of the same rows.
+The request view's compiled kernel, the one online lookups call, evaluates them.
+
+A request view's kernel takes all its fields and view features at once, but a training
+set asks for single features: only the inputs the requested features read are required
+of the spine (and computed); the others are passed as nulls, and the features that read
+them are not part of the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from featurestore.errors import InputError
+from featurestore.offline.timestamps import normalize_timestamps
+from featurestore.registry import Registry
+from transforms import CompiledRequestView
+from transforms.expressions import parse_expression, referenced_names
+from transforms.spec import ColumnType
+
+
+@dataclass(frozen=True)
+class RequestInputs:
+    """What one request-view feature reads.
+
+    Attributes:
+        fields: request fields (spine columns offline).
+        features: (feature view, feature) references.
+    """
+
+    fields: frozenset[str]
+    features: frozenset[tuple[str, str]]
+
+
+def request_inputs(registry: Registry, view: str, feature: str) -> RequestInputs:
+    """The request fields and view features that `view:feature`'s expression reads."""
+    fields, features = referenced_names(parse_expression(registry.request_views[view]
+                                                         .features[feature]))
+    return RequestInputs(frozenset(fields), frozenset(features))
+
+
+def read_request_fields(
+    spine: pa.Table, needed: Mapping[str, str], request_views: Mapping[str, CompiledRequestView]
+) -> dict[str, np.ndarray]:
+    """The needed request fields as kernel inputs, read from the spine's columns.
+
+    Args:
+        spine: the loaded spine.
+        needed: field → the request view that reads it.
+        request_views: the compiled request views (they give each field's type).
+
+    Raises:
+        InputError: a field is not a spine column, or has a type that cannot stand for
+            the field's type (the message names the column and the view).
+    """
+    fields = {}
+    for name, view in needed.items():
+        if name not in spine.column_names:
+            raise InputError(
+                f"spine has no column '{name}', a request field of request view '{view}'; "
+                f"its columns: {', '.join(spine.column_names)}"
+            )
+        kind = dict(request_views[view].request_fields)[name]
+        fields[name] = request_values(spine.column(name), name, kind)
+    return fields
+
+
+def evaluate_request_feature(
+    compiled: CompiledRequestView,
+    feature: str,
+    inputs: RequestInputs,
+    fields: Mapping[str, np.ndarray],
+    view_values: Mapping[tuple[str, str], np.ndarray],
+    rows: int,
+) -> np.ndarray:
+    """One request-view feature for every spine row: float64, NaN for null.
+
+    Args:
+        compiled: the request view's kernel.
+        feature: the feature wanted.
+        inputs: what the feature reads (`request_inputs`).
+        fields: request field → values in spine order, for every field in `inputs`.
+        view_values: (view, feature) → values in spine order, for every view feature
+            in `inputs`.
+        rows: the number of spine rows.
+    """
+    missing = np.full(rows, np.nan)
+    request = {name: fields[name] if name in inputs.fields else missing
+               for name, _ in compiled.request_fields}
+    features = {ref: view_values[ref] if ref in inputs.features else missing
+                for ref in compiled.dependencies}
+    if not request and not features:
+        # Constant expressions only: the kernel learns the row count from an input.
+        request = {"__rows": missing}
+    return compiled.evaluate(request, features)[compiled.feature_names.index(feature)]
+
+
+def request_values(values: pa.ChunkedArray, name: str, kind: ColumnType) -> np.ndarray:
+    """A spine column as a request field's kernel input: float64, NaN for null.
+
+    Numbers and booleans stand for numeric and boolean fields; timestamps (or dates,
+    or ISO-8601 text) for timestamp fields, as microseconds.
+
+    Raises:
+        InputError: the column's type cannot stand for the field's.
+    """
+    arrow_type = values.type
+    if kind is ColumnType.TIMESTAMP:
+        label = f"spine column '{name}' (request field)"
+        micros = normalize_timestamps(values, label).cast(pa.int64())
+        return micros.cast(pa.float64()).fill_null(np.nan).to_numpy().astype(np.float64)
+    numeric = (
+        pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+        or pa.types.is_decimal(arrow_type) or pa.types.is_boolean(arrow_type)
+    )  # fmt: skip
+    if not numeric:
+        raise InputError(
+            f"spine column '{name}' has type {arrow_type}, but request field '{name}' is "
+            f"{kind}: give numbers"
+        )
+    return values.cast(pa.float64()).fill_null(np.nan).to_numpy().astype(np.float64)

@@ -1,0 +1,37 @@
+"""`featurestore demo`: its online half (materialize, lookups, push, verify) runs and says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from featurestore.cli import main
+from tests.projects import DEMO_TEXT
+
+
+def test_the_demo_runs_the_online_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "registry.yaml").write_text(DEMO_TEXT)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["demo", "--events", "4000", "--users", "50",
+                                       "--days", "30"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    step = {line.split("]")[0] + "]": index for index, line in enumerate(lines)
+            if line.startswith("[")}
+    assert list(step)[-4:] == ["[5/8]", "[6/8]", "[7/8]", "[8/8]"]
+    assert lines[step["[5/8]"]] == "[5/8] Materialize events before 2024-01-31T00:00:00+00:00:"
+    lookup = lines[step["[6/8]"] + 1 : step["[7/8]"]]
+    assert lookup[0].split() == ["user_id", "amount_sum_7d", "txn_count_1h", "amount_z"]
+    assert [row.split()[0] for row in lookup[1:]] == ["1", "2", "3"]
+    pushed = lines[step["[7/8]"] + 1 : step["[8/8]"]]
+    assert pushed[0].startswith("      pushed 1 row (online store updated)")
+    counts = dict(line.split(None, 1) for line in pushed[1:])
+    before, after = counts["txn_count_1h"].split(" -> ")
+    assert int(after) == int(before) + 1
+    assert counts["last_category"].endswith("-> electronics")
+    # All 50 users are sampled but user 1, whose state is ahead by the pushed event.
+    assert lines[-2:] == [
+        "      user_txn: 49 entities at 6 times (1 with events pushed after the end left out)",
+        f"      online == offline for all {49 * 6 * 8:,} values"]
