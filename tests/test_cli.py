@@ -118,22 +118,22 @@ def test_bad_option_values_are_usage_errors(project: Path) -> None:
     assert "Invalid value for '--events'" in result.stderr
 
 
-def test_demo_generates_plans_and_applies_once(project: Path) -> None:
+def test_demo_runs_the_whole_path_and_applies_once(project: Path) -> None:
     (project / "data" / "transactions.parquet").unlink()
     first = run("demo", "--events", "4000", "--users", "50")
     assert first.exit_code == 0, first.output
     lines = first.stdout.splitlines()
-    assert lines[0] == "[1/3] Sample data: data/transactions.parquet"
-    assert "[2/3] Plan for registry.yaml:" in lines
-    assert lines[-2:] == [
-        "[3/3] Apply to data/offline.duckdb:",
-        "      Applied version 1: 15 added, 0 changed, 0 removed.",
-    ]
+    assert lines[0] == "[1/8] Sample data: data/transactions.parquet"
+    steps = [line.split("]")[0] + "]" for line in lines if line.startswith("[")]
+    assert steps == [f"[{step}/8]" for step in range(1, 9)]
+    assert "[2/8] Plan for registry.yaml:" in lines
+    assert "      Applied version 1: 15 added, 0 changed, 0 removed." in lines
+    assert lines[-1].startswith("      online == offline for all ")
     assert pq.read_metadata(project / "data" / "transactions.parquet").num_rows == 4000
     second = run("demo")
-    assert second.exit_code == 0
+    assert second.exit_code == 0, second.output
     assert "      already there; delete it to generate it again." in second.stdout
-    assert second.stdout.endswith("      Nothing to change: version 1 is applied and current.\n")
+    assert "      Nothing to change: version 1 is applied and current." in second.stdout
 
 
 def test_python_dash_m_runs_the_same_cli(project: Path) -> None:
