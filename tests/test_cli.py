@@ -160,7 +160,7 @@ def readme_block(language: str, index: int = 0) -> list[str]:
 
 def test_readme_commands_exist_with_their_options() -> None:
     commands = [line for line in readme_block("sh", 1) if line.startswith("featurestore ")]
-    assert len(commands) == 4
+    assert len(commands) == 10
     for line in commands:
         # Parsing rejects unknown commands and options; --help stops before any work.
         result = run(*line.split()[1:], "--help")
