@@ -188,7 +188,8 @@ def _demo_online(store: FeatureStore, step: int, total: int) -> None:
     where = "online store updated" if result.online else "stored for the next materialization"
     click.echo(f"      pushed {result.rows} row ({where}); at {lookup_at.isoformat()}:")
     for name in DEMO_PUSH_FEATURES:
-        click.echo(f"      {name:<16} {before[name][0]!s:>12} -> {after[name][0]!s}")
+        old, new = _rounded(before[name][0]), _rounded(after[name][0])
+        click.echo(f"      {name:<16} {old!s:>12} -> {new!s}")
     click.echo(f"[{step + 3}/{total}] Verify online == offline:")
     report = store.verify()
     click.echo(_indent(report.render()))
@@ -372,6 +373,11 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _rounded(value: object) -> object:
+    """A value as a person reads it: floats to two decimals, the rest as is."""
+    return round(value, 2) if isinstance(value, float) else value
 
 
 def _indent(text: str) -> str:
