@@ -11,10 +11,12 @@ Measured:
 2. floors: a raw redis-py GET of one state (in this process), and a bare FastAPI
    endpoint on uvicorn (its own process) that parses the same JSON body as a lookup and
    does one Redis GET;
-3. the server (`featurestore serve`, its own process): single-entity requests for every
-   demo feature plus a request feature, sequentially; 100-entity requests,
-   sequentially; and throughput with 16 concurrent clients. The bare endpoint gets the
-   same single-entity requests and the same 16 clients, alternating with the server;
+3. the server (`featurestore serve`, its own process; it answers lookups with a plain
+   ASGI handler in front of its FastAPI routes, see `featurestore/serving/server.py`):
+   single-entity requests for every demo feature plus a request feature, sequentially;
+   100-entity requests, sequentially; and throughput with 16 concurrent clients. The
+   bare endpoint gets the same single-entity requests and the same 16 clients,
+   alternating with the server;
 4. the in-process SDK lookup (`get_online_features`, same request) against the raw GET.
 
 HTTP requests come from a separate client process (`--client`, internal) with one

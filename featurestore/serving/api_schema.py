@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from featurestore.registry import Registry
@@ -90,6 +91,39 @@ def request_body(model: type[BaseModel], example: dict[str, Any]) -> dict[str, A
     schema.pop("title", None)
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": schema, "examples": {"example": {"value": example}}}}}}
+
+
+def document_operation(app: FastAPI, path: str, summary: str, body: dict[str, Any],
+                       answer: type[BaseModel]) -> None:
+    """Add a POST operation that no FastAPI route serves to the app's OpenAPI document.
+
+    Args:
+        app: the application whose `openapi()` gains the operation.
+        path: the URL path, answered by an ASGI front of the application.
+        summary: one line for /docs.
+        body: `request_body(...)` of the operation.
+        answer: the model of a successful answer.
+    """
+    errors = {str(status): {"description": response["description"], "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}}
+        for status, response in ERROR_RESPONSES.items()}
+    operation = {"summary": summary, "operationId": path.strip("/").replace("-", "_"), **body,
+                 "responses": {"200": {"description": "Successful Response", "content": {
+                     "application/json": {"schema": {
+                         "$ref": f"#/components/schemas/{answer.__name__}"}}}}, **errors}}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)  # builds and caches the routes' document
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas[answer.__name__] = answer.model_json_schema()
+            schemas.setdefault("ErrorAnswer", ErrorAnswer.model_json_schema(
+                ref_template="#/components/schemas/{model}"))
+            schemas.setdefault("ErrorDetail", ErrorDetail.model_json_schema())
+            schema["paths"] = {path: {"post": operation}, **schema.get("paths", {})}
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def lookup_example(registry: Registry, kernels: CompiledGraph) -> dict[str, Any]:

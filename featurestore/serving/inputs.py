@@ -263,6 +263,8 @@ def _integral(value: float) -> int:
 
 
 def _common_length(columns: Mapping[str, Sequence[Any] | np.ndarray], label: str) -> int:
+    if len(columns) == 1:
+        return len(next(iter(columns.values())))
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{name}: {length}" for name, length in lengths.items())

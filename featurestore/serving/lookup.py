@@ -120,14 +120,18 @@ class OnlineLookup:
             RequestError: neither or both of features and service, an unknown view,
                 feature or service, or two features sharing a bare name.
         """
-        cache_key = _cache_key(features, service, full_names)
-        plan = self._plans.get(cache_key) if cache_key is not None else None
+        cache_key = (tuple(features) if type(features) is list else features, service,
+                     full_names)
+        try:
+            plan = self._plans.get(cache_key)
+        except TypeError:  # unhashable input (a dict in a list): selection reports it
+            return self._build_plan(_select(self.registry, features, service, full_names))
         if plan is None:
+            # Only valid selections reach the cache: _select raises for anything else.
             plan = self._build_plan(_select(self.registry, features, service, full_names))
-            if cache_key is not None:
-                if len(self._plans) >= _PLAN_CACHE_SIZE:
-                    self._plans.clear()
-                self._plans[cache_key] = plan
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            self._plans[cache_key] = plan
         return plan
 
     def lookup(
@@ -321,19 +325,6 @@ def _key_tuples(keys: dict[str, list], columns: tuple[str, ...]) -> list[tuple]:
     if len(columns) == 1:
         return [(value,) for value in keys[columns[0]]]
     return list(zip(*(keys[column] for column in columns), strict=True))
-
-
-def _cache_key(
-    features: Sequence[str] | str | None, service: object, full_names: bool
-) -> tuple | None:
-    """A hashable key for the plan cache, or None for input too odd to cache."""
-    if isinstance(features, list | tuple) and all(isinstance(f, str) for f in features):
-        features = tuple(features)
-    elif features is not None and not isinstance(features, str):
-        return None
-    if service is not None and not isinstance(service, str):
-        return None
-    return (features, service, bool(full_names))
 
 
 def _select(
