@@ -179,9 +179,10 @@ def pandas_training_set(project: Path) -> Any:
     import pandas as pd
     import pyarrow as pa
 
-    from benchmarks.kernels import baseline_values, check_baseline_matches_spec
+    from benchmarks.pandas_baseline import baseline_values, check_baseline_matches_spec
+    from tests.transforms.demo_spec import DEMO_VIEW
 
-    check_baseline_matches_spec()
+    check_baseline_matches_spec(DEMO_VIEW.features)
     events = pd.read_parquet(project / "data" / "transactions.parquet")
     events["ts"] = events["event_ts"].dt.as_unit("us").astype("int64")
     events = events.sort_values(["user_id", "ts"], kind="stable")
