@@ -15,7 +15,7 @@ row per spine row in spine order:
   with a FILTER clause for its exact hop-aligned tail `floor(t, h) - w <= ts < t`
   (`arg_max` on (time, value) for `last`, so ties break as the project's do);
 - **pandas**: pandas reads and sorts the data; the windows are the vectorised
-  pandas/numpy formulation of `benchmarks/kernels.py` (`baseline_values`: per-user
+  pandas/numpy formulation of `benchmarks/pandas_baseline.py` (`baseline_values`: per-user
   running sums, `np.searchsorted`, `np.fmax.reduceat`).
 
 Printed per contender: wall time of the core call, its CPU time (all threads; on a
