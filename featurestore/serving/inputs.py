@@ -80,18 +80,9 @@ def entity_columns(
         RequestError: not a mapping, a missing or unknown key column, a value of the
             wrong type, columns of different lengths, or more than MAX_ENTITIES.
     """
-    if type(entities) is not dict and not isinstance(entities, Mapping):
-        raise RequestError(
-            "invalid_entities",
-            f"'entities' must map key columns to lists of values, got {type(entities).__name__}",
-        )
-    for name in entities:
-        if name not in key_types:
-            expected = ", ".join(key_types) or "none (the features need no entity)"
-            raise RequestError(
-                "unknown_entity_key",
-                f"unknown entity key column '{name}'; the features need: {expected}",
-            )
+    _check_names(entities, key_types, "entities", "key columns", "entity key column",
+                 ("invalid_entities", "unknown_entity_key"),
+                 "none (the features need no entity)")
     columns: dict[str, list[int | str]] = {}
     for name, kind in key_types.items():
         if name not in entities:
@@ -121,18 +112,8 @@ def request_columns(
     """
     if request is None:
         request = {}
-    if type(request) is not dict and not isinstance(request, Mapping):
-        raise RequestError(
-            "invalid_request_fields",
-            f"'request' must map field names to lists of values, got {type(request).__name__}",
-        )
-    for name in request:
-        if name not in field_types:
-            expected = ", ".join(field_types) or "none"
-            raise RequestError(
-                "unknown_request_field",
-                f"unknown request field '{name}'; the features need: {expected}",
-            )
+    _check_names(request, field_types, "request", "field names", "request field",
+                 ("invalid_request_fields", "unknown_request_field"), "none")
     arrays: dict[str, np.ndarray] = {}
     for name, kind in field_types.items():
         if name not in request:
@@ -150,6 +131,19 @@ def request_columns(
                 f"request field '{name}' has {len(values)} values for {rows} entities",
             )
     return arrays, rows
+
+
+def _check_names(value: object, known: Mapping[str, ColumnType], argument: str, keys: str,
+                 kind: str, codes: tuple[str, str], nothing: str) -> None:
+    """`value` must be a mapping whose names are all in `known` (entities, request)."""
+    if not isinstance(value, Mapping):
+        raise RequestError(
+            codes[0], f"'{argument}' must map {keys} to lists of values, got "
+            f"{type(value).__name__}")
+    for name in value:
+        if name not in known:
+            expected = ", ".join(known) or nothing
+            raise RequestError(codes[1], f"unknown {kind} '{name}'; the features need: {expected}")
 
 
 def _as_list(values: object, label: str, code: str) -> list[Any]:
