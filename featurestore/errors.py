@@ -34,3 +34,19 @@ class OnlineStoreUnavailable(FeatureStoreError):
 
 class StoreLockedError(FeatureStoreError):
     """The offline DuckDB file stayed locked by another process for too long."""
+
+
+class NotMaterializedError(FeatureStoreError):
+    """The online store holds no published state (for a view) yet: run materialize."""
+
+    code = "not_materialized"
+
+
+class RegistryMismatchError(FeatureStoreError):
+    """The online states of a view were built by other definitions than those in use.
+
+    Serving them would apply one definition's kernels to another's layout of state, so
+    lookups and pushes refuse until `materialize` has rebuilt the view.
+    """
+
+    code = "registry_mismatch"

@@ -18,6 +18,7 @@ _LAZY = {
     "compile_graph": "transforms.compiler",
     "graph_source": "transforms.compiler",
     "GraphError": "transforms.errors",
+    "view_fingerprints": "transforms.fingerprints",
 }
 
 __all__ = sorted(_LAZY)

@@ -7,7 +7,9 @@ to a status (`featurestore.serving.http_errors`).
 
 from __future__ import annotations
 
-from featurestore.errors import FeatureStoreError, InputError
+from featurestore.errors import InputError, NotMaterializedError, RegistryMismatchError
+
+__all__ = ["NotMaterializedError", "RegistryMismatchError", "RequestError"]
 
 
 class RequestError(InputError):
@@ -27,19 +29,3 @@ class RequestError(InputError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-class NotMaterializedError(FeatureStoreError):
-    """The online store holds no published state yet: run `featurestore materialize`."""
-
-    code = "not_materialized"
-
-
-class RegistryMismatchError(FeatureStoreError):
-    """The online store was loaded by other definitions than the registry in use.
-
-    Serving it would apply this registry's kernels to another layout of state, so
-    lookups and pushes refuse until `apply` and `materialize` have run.
-    """
-
-    code = "registry_mismatch"

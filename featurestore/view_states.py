@@ -1,0 +1,29 @@
+"""State keys: which stored states a feature view's definitions can use.
+
+A view's states (offline in DuckDB, online in the published version) are valid for a
+registry exactly when its state key equals the one they were built with. The key hashes
+the view's kernel fingerprint (`CompiledView.fingerprint`: features, windows, hops,
+expressions, key and column types, engine version) and its source's definition (where
+the events come from). Other views, request views and services are not part of it: an
+edit to them leaves this view's states in use, with nothing to rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from featurestore.registry import Registry
+
+
+def state_key(registry: Registry, view: str, fingerprint: str) -> str:
+    """The state key of one feature view, given its kernel fingerprint."""
+    source = registry.sources[registry.feature_views[view].source]
+    text = f"{fingerprint}\n{source.model_dump_json()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def state_keys(registry: Registry, fingerprints: Mapping[str, str]) -> dict[str, str]:
+    """The state key of every feature view, from `view → kernel fingerprint`."""
+    return {view: state_key(registry, view, fingerprints[view])
+            for view in registry.feature_views}
