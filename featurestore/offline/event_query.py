@@ -41,6 +41,26 @@ _PARTITION_COLUMN = "__partition"
 
 
 @dataclass(frozen=True)
+class EntityFilter:
+    """Keep only the events of some entities, or all but those.
+
+    Attributes:
+        keys_file: a Parquet file with one column per entity key, `k0`, `k1`, ..., in
+            the canonical key types (BIGINT or VARCHAR), one row per entity.
+        keep: True keeps only those entities' events; False leaves them out.
+    """
+
+    keys_file: str
+    keep: bool
+
+    def condition(self, hashed: Sequence[str]) -> str:
+        """SQL condition on a part's canonical key expressions."""
+        operator = "IN" if self.keep else "NOT IN"
+        keys = quote_literal(self.keys_file)
+        return f"({', '.join(hashed)}) {operator} (SELECT * FROM read_parquet({keys}))"
+
+
+@dataclass(frozen=True)
 class EventQuery:
     """A planned read of one source's events; plain data, so it can go to a worker.
 
@@ -154,6 +174,7 @@ def _part_sql(
     key_types: Mapping[str, ColumnType],
     values: tuple[Sequence[str], Sequence[str]],
     window: tuple[int | None, int | None],
+    entities: EntityFilter | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     numeric, strings = values
     hashed = tuple(
@@ -174,6 +195,8 @@ def _part_sql(
     ]
     conditions = [f"{quote_identifier(name)} IS NOT NULL" for name in (*key_types, timestamp)]
     conditions += _time_conditions(timestamp, timestamp_type, *window)
+    if entities is not None:
+        conditions.append(entities.condition(hashed))
     text = f"SELECT {', '.join(select)} FROM {relation} WHERE {' AND '.join(conditions)}"
     return text, hashed
 
@@ -209,6 +232,7 @@ def plan_events(
     string_columns: Sequence[str],
     start_us: int | None = None,
     end_us: int | None = None,
+    entities: EntityFilter | None = None,
 ) -> EventQuery:
     """Check a source against what the kernels read, and plan the partition queries.
 
@@ -223,6 +247,7 @@ def plan_events(
         string_columns: the subset of `columns` typed string.
         start_us: keep events with ts >= start_us (None: no lower bound).
         end_us: keep events with ts < end_us (None: no upper bound).
+        entities: keep (or leave out) the events of some entities only.
 
     Raises:
         SourceError: the source cannot be read, lacks a column, or a key column is not
@@ -245,14 +270,14 @@ def plan_events(
     parts = [
         _part_sql(
             base_relation(spec, base_dir), described.duckdb_types, spec.timestamp,
-            key_types, values, window,
+            key_types, values, window, entities,
         )
     ]  # fmt: skip
     if described.segments:
         parts.append(
             _part_sql(
                 segments_relation(list(described.segments)), described.segment_types,
-                spec.timestamp, key_types, values, window,
+                spec.timestamp, key_types, values, window, entities,
             )
         )  # fmt: skip
     return EventQuery(spec.name, spec.location, tuple(key_types.items()), *values, tuple(parts))

@@ -31,6 +31,7 @@ import pyarrow as pa
 from featurestore.offline.dictionaries import encode_strings
 from featurestore.offline.event_query import (
     TS_COLUMN,
+    EntityFilter,
     EventQuery,
     is_costly_to_rescan,
     plan_events,
@@ -178,6 +179,7 @@ def read_partitions(
     *,
     staging_dir: Path | str | None = None,
     prefetch: bool = True,
+    entities: EntityFilter | None = None,
 ) -> Iterator[EventPartition]:
     """Stream a source's events in hash partitions, each sorted by (entity, time).
 
@@ -200,6 +202,7 @@ def read_partitions(
             (default: the system's temporary folder); removed when iteration ends.
         prefetch: read partition p + 1 in a thread while the caller works on
             partition p (holds two partitions in memory at a time).
+        entities: keep (or leave out) the events of some entities only.
 
     Raises:
         SourceError: the source cannot be read or does not match the definitions.
@@ -208,7 +211,8 @@ def read_partitions(
     if missing:
         raise ValueError(f"no dictionary given for string column '{missing[0]}'")
     # Planning runs now, so a bad source fails at the call rather than at the first next().
-    query = plan_events(con, spec, base_dir, keys, columns, string_columns, start_us, end_us)
+    query = plan_events(con, spec, base_dir, keys, columns, string_columns, start_us, end_us,
+                        entities)
     stage = partitions > 1 and is_costly_to_rescan(spec)
     return _stream(con, query, dictionaries, max(partitions, 1), stage, staging_dir, prefetch)
 

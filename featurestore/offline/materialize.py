@@ -3,15 +3,19 @@
 `materialize(end=T)` folds every event with `ts < T` into one state blob per entity and
 feature view (the tiles and running aggregates the kernels merge at lookup time),
 keeps them in the offline file (table `featurestore_states`), writes a latest-values
-table per view (`features_<view>`: every entity's features at T), records the
-watermark T per view (table `featurestore_materializations`) and then loads every state
-into a new online-store version and publishes it in one step.
+table per view (`features_<view>`: every entity's features at T), records per view the
+end T, the view's state key and what was read from its source (table
+`featurestore_view_runs`), then loads every state into a new online-store version and
+publishes it, with the registry version that built it, in one step.
 
-Incremental runs read only events with `watermark <= ts < T` and fold them into the
-stored states; the fold continues exactly where the previous one stopped, so the states
-equal those of one run over everything. Events that arrive later with a time before the
-watermark (late events) are not picked up by an incremental run: `full=True` rebuilds
-from all events. A change of the compiled graph (any definition) forces a full rebuild.
+Incremental runs continue each entity's fold with the events in `[previous end, T)`;
+the fold continues exactly where the previous one stopped, so the states equal those
+of one run over everything. Events that reached the record since with any other time
+(late pushes, files added to a glob, rows added or corrected in a table) are found by
+`manifest.py` and `changed_entities.py`, and the entities they belong to are recomputed
+from all their events. A file rewritten or removed, or a view whose state key changed
+(its definitions, or its source's), is rebuilt from all events. Views are independent:
+a change to one rebuilds only that one.
 
 All offline writes of a run happen in one DuckDB transaction: a run that fails or is
 killed leaves the previous states, tables and watermarks as they were.
@@ -19,10 +23,12 @@ killed leaves the previous states, tables and watermarks as they were.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -33,19 +39,38 @@ from featurestore.compilation import source_spec
 from featurestore.errors import InputError, NotAppliedError
 from featurestore.feature_columns import feature_array
 from featurestore.offline import events
+from featurestore.offline.changed_entities import (
+    ViewSource,
+    checksum_changes,
+    compute_checksums,
+    drop_checksums,
+    keep_checksums,
+    new_data_keys,
+    write_keys,
+)
 from featurestore.offline.dictionaries import build_dictionaries
+from featurestore.offline.event_query import EntityFilter
 from featurestore.offline.events import read_partitions, suggest_partitions
+from featurestore.offline.manifest import (
+    ManifestChanges,
+    SourceManifest,
+    capture_manifest,
+    compare_manifests,
+)
 from featurestore.offline.sources import count_rows, quote_identifier
 from featurestore.online.entity_keys import decode_entity_key, encode_entity_key
+from featurestore.online.published import PublishedRegistry, ViewPublication, publication_metadata
+from featurestore.registry import Source
 from featurestore.registry.state import registry_hash
 from featurestore.times import format_micros, now_micros, to_micros
+from featurestore.view_states import state_keys
 from transforms import CompiledGraph, CompiledView
 
 if TYPE_CHECKING:
-    from featurestore.store import FeatureStore
+    from featurestore.context import StoreContext
 
 STATES_TABLE = "featurestore_states"
-RUNS_TABLE = "featurestore_materializations"
+RUNS_TABLE = "featurestore_view_runs"
 LOAD_BATCH = 20_000
 
 Progress = Callable[[str, int, int, int], None]
@@ -54,13 +79,37 @@ Progress = Callable[[str, int, int, int], None]
 
 @dataclass
 class ViewRun:
-    """What one materialization did for one feature view."""
+    """What one materialization did for one feature view.
+
+    Attributes:
+        view: the view.
+        incremental: True when the stored states were continued, not rebuilt.
+        start_us: the previous run's end (incremental runs), else None.
+        rebuild: why the view was rebuilt from all events (None when incremental).
+        events: events folded.
+        entities: entities whose state was written.
+        recomputed: entities recomputed from all their events because late, added or
+            corrected data touched them (incremental runs).
+    """
 
     view: str
     incremental: bool
     start_us: int | None
+    rebuild: str | None = None
     events: int = 0
     entities: int = 0
+    recomputed: int = 0
+
+    def render(self) -> str:
+        """One line for the report."""
+        since = (f"since {format_micros(self.start_us)}" if self.start_us is not None
+                 else f"full rebuild: {self.rebuild}")
+        line = (f"{self.view}: {self.events:,} events, {self.entities:,} entities updated "
+                f"({since})")
+        if self.recomputed:
+            line += (f"; {self.recomputed:,} entities recomputed from their history "
+                     "(late, added or corrected events)")
+        return line
 
 
 @dataclass
@@ -71,21 +120,19 @@ class MaterializeResult:
     views: list[ViewRun] = field(default_factory=list)
     online_version: str = ""
     online_states: int = 0
+    registry_version: int = 0
 
     def render(self) -> str:
         """A short human-readable report."""
-        lines = [f"materialized events before {format_micros(self.end_us)}"]
-        for run in self.views:
-            since = (f"since {format_micros(run.start_us)}" if run.start_us is not None
-                     else "full rebuild")
-            lines.append(f"  {run.view}: {run.events:,} events, {run.entities:,} entities "
-                         f"updated ({since})")
+        lines = [f"materialized events before {format_micros(self.end_us)} "
+                 f"(registry version {self.registry_version})"]
+        lines += [f"  {run.render()}" for run in self.views]
         lines.append(f"  online store: {self.online_states:,} states published "
                      f"(version {self.online_version})")
         return "\n".join(lines)
 
 
-def materialize(store: FeatureStore, end: object = None, full: bool = False,
+def materialize(store: StoreContext, end: object = None, full: bool = False,
                 progress: Progress | None = None) -> MaterializeResult:
     """Process events before `end` (default now), update offline tables, load online.
 
@@ -93,7 +140,8 @@ def materialize(store: FeatureStore, end: object = None, full: bool = False,
         NotAppliedError: the registry file differs from the applied version.
         InputError: `end` is not a time, or is before the last materialization's end
             without `full`.
-        SourceError: a source cannot be read.
+        SourceError: a source cannot be read, or changed in a way that cannot be
+            followed incrementally (the message says what to run).
         OnlineStoreUnavailable: the online store cannot be reached (the offline tables
             are already updated; the next run loads the online store again).
     """
@@ -103,10 +151,16 @@ def materialize(store: FeatureStore, end: object = None, full: bool = False,
         raise NotAppliedError("the registry file has changes that are not applied: "
                               "run `featurestore apply` first")
     graph = store.kernels()
-    result = MaterializeResult(end_us=end_us)
+    keys = state_keys(store.registry, {name: view.fingerprint
+                                       for name, view in graph.views.items()})
+    result = MaterializeResult(end_us=end_us, registry_version=applied.version)
     result.views = store.offline_database().run(
-        lambda con: _materialize_offline(con, store, graph, end_us, full, progress))
-    result.online_version, result.online_states = load_online(store, graph)
+        lambda con: _materialize_offline(con, store, graph, keys, end_us, full, progress))
+    published = PublishedRegistry(
+        applied.version, applied.registry_hash, applied.registry_text, applied.definition,
+        {source: {column: str(kind) for column, kind in columns}
+         for source, columns in graph.graph.spec.schemas}, keys)
+    result.online_version, result.online_states = load_online(store, published)
     return result
 
 
@@ -114,18 +168,25 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {STATES_TABLE} "
                 "(view VARCHAR NOT NULL, entity BLOB NOT NULL, state BLOB NOT NULL)")
     con.execute(f"CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (view VARCHAR PRIMARY KEY, "
-                "graph_hash VARCHAR NOT NULL, end_us BIGINT NOT NULL, "
-                "dictionaries VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL)")
+                "state_key VARCHAR NOT NULL, end_us BIGINT NOT NULL, "
+                "dictionaries VARCHAR NOT NULL, manifest VARCHAR, "
+                "updated_at TIMESTAMPTZ NOT NULL)")
 
 
-def _materialize_offline(con: duckdb.DuckDBPyConnection, store: FeatureStore,
-                         graph: CompiledGraph, end_us: int, full: bool,
+def _materialize_offline(con: duckdb.DuckDBPyConnection, store: StoreContext,
+                         graph: CompiledGraph, keys: dict[str, str], end_us: int, full: bool,
                          progress: Progress | None) -> list[ViewRun]:
     _create_tables(con)
     con.begin()
     try:
-        runs = [_materialize_view(con, store, graph, name, end_us, full, progress)
-                for name in store.registry.feature_views]
+        with tempfile.TemporaryDirectory(prefix="featurestore-") as staging:
+            runs = [_materialize_view(con, _ViewJob(store, graph.views[name], keys[name],
+                                                    end_us, Path(staging)), full, progress)
+                    for name in store.registry.feature_views]
+        # Views removed from the registry leave nothing behind that a reader could use.
+        names = list(store.registry.feature_views)
+        con.execute(f"DELETE FROM {RUNS_TABLE} WHERE NOT list_contains(?, view)", [names])
+        con.execute(f"DELETE FROM {STATES_TABLE} WHERE NOT list_contains(?, view)", [names])
         con.commit()
     except BaseException:
         con.rollback()
@@ -133,44 +194,142 @@ def _materialize_offline(con: duckdb.DuckDBPyConnection, store: FeatureStore,
     return runs
 
 
-def _materialize_view(con: duckdb.DuckDBPyConnection, store: FeatureStore,
-                      graph: CompiledGraph, name: str, end_us: int, full: bool,
+@dataclass(frozen=True)
+class _ViewJob:
+    """One view's share of a run: what it reads and where its scratch files go."""
+
+    store: StoreContext
+    view: CompiledView
+    state_key: str
+    end_us: int
+    staging: Path
+
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        registry = self.store.registry
+        return registry.entities[registry.feature_views[self.name].entity].keys
+
+    @property
+    def source_name(self) -> str:
+        return self.store.registry.feature_views[self.name].source
+
+    @property
+    def source(self) -> Source:
+        return self.store.registry.sources[self.source_name]
+
+
+def _materialize_view(con: duckdb.DuckDBPyConnection, job: _ViewJob, full: bool,
                       progress: Progress | None) -> ViewRun:
-    view = graph.views[name]
-    rows = con.execute(f"SELECT graph_hash, end_us, dictionaries FROM {RUNS_TABLE} "
+    store, view, name, end_us = job.store, job.view, job.name, job.end_us
+    rows = con.execute(f"SELECT state_key, end_us, dictionaries, manifest FROM {RUNS_TABLE} "
                        "WHERE view = ?", [name]).fetchall()
     previous = rows[0] if rows else None
-    incremental = not full and previous is not None and previous[0] == graph.hash
-    if incremental and end_us < previous[1]:
-        raise InputError(f"end {format_micros(end_us)} is before the last materialization of "
-                         f"'{name}' ({format_micros(previous[1])}); rebuild with full=True "
-                         "(--full)")
     spec = source_spec(store.registry, store.registry.feature_views[name].source,
                        store.offline_path)
-    if incremental:
-        dictionaries = orjson.loads(previous[2])
-    else:
+    policy = job.source.change_policy
+    manifest = capture_manifest(spec, policy, store.base_dir, rebuild=full)
+    # Every read of this run sees the same pushed segments: the ones recorded.
+    spec = dataclasses.replace(spec, segments=manifest.segments)
+    source = ViewSource(spec, store.base_dir, job.keys, view.input_columns, view.string_columns)
+    changes, reason = _what_changed(name, previous, manifest, job, full)
+    tables = policy in ("append", "rewrite")
+    if tables:
+        compute_checksums(con, source, previous[1] if reason is None else None, end_us)
+    if reason is not None:
+        run = ViewRun(name, False, None, rebuild=reason)
         dictionaries = build_dictionaries(con, spec, store.base_dir, view.string_columns)
         con.execute(f"DELETE FROM {STATES_TABLE} WHERE view = ?", [name])
-    run = ViewRun(name, incremental, previous[1] if incremental else None)
-    keys = store.registry.entities[store.registry.feature_views[name].entity].keys
-    total = suggest_partitions(count_rows(con, spec, store.base_dir), events.ROWS_PER_PARTITION)
-    with tempfile.TemporaryDirectory(prefix="featurestore-") as staging:
-        partitions = read_partitions(con, spec, store.base_dir, keys, view.input_columns,
-                                     view.string_columns, dictionaries, run.start_us, end_us,
-                                     total, staging_dir=staging)
-        for done, partition in enumerate(partitions, start=1):
-            if len(partition):
-                _fold_partition(con, view, name, partition, dictionaries, end_us, incremental)
-                run.events += len(partition)
-                run.entities += partition.key_table.num_rows
-            if progress is not None:
-                progress(name, done, total, run.events)
+        _fold_events(con, job, source, dictionaries, run, progress, None, None, False)
+    else:
+        run = ViewRun(name, True, previous[1])
+        dictionaries = orjson.loads(previous[2])
+        selects = new_data_keys(con, source, changes, end_us)
+        if tables:
+            selects.append(checksum_changes(con, name, job.source_name, policy, len(job.keys)))
+        recompute = _recompute_filter(con, job, selects)
+        others = None if recompute is None else EntityFilter(recompute.keys_file, keep=False)
+        _fold_events(con, job, source, dictionaries, run, progress, previous[1], others, True)
+        if recompute is not None:
+            run.recomputed = recompute.count
+            _fold_events(con, job, source, dictionaries, run, progress, None,
+                         EntityFilter(recompute.keys_file, keep=True), False)
+    if tables:
+        keep_checksums(con, name)
+    else:
+        drop_checksums(con, name)
     con.execute(f"DELETE FROM {RUNS_TABLE} WHERE view = ?", [name])
-    con.execute(f"INSERT INTO {RUNS_TABLE} VALUES (?, ?, ?, ?, now())",
-                [name, graph.hash, end_us, orjson.dumps(dictionaries).decode()])
-    _write_latest_values(con, view, name, keys, dictionaries, end_us)
+    con.execute(f"INSERT INTO {RUNS_TABLE} VALUES (?, ?, ?, ?, ?, now())",
+                [name, job.state_key, end_us, orjson.dumps(dictionaries).decode(),
+                 manifest.to_json()])
+    _write_latest_values(con, view, name, job.keys, dictionaries, end_us)
     return run
+
+
+def _what_changed(name: str, previous: tuple | None, manifest: SourceManifest, job: _ViewJob,
+                  full: bool) -> tuple[ManifestChanges | None, str | None]:
+    """What changed since the last run, and why the view is rebuilt (None: it is not)."""
+    if full:
+        return None, "requested (--full)"
+    if previous is None:
+        return None, "first materialization"
+    if previous[0] != job.state_key:
+        return None, "its definitions changed"
+    if job.end_us < previous[1]:
+        raise InputError(f"end {format_micros(job.end_us)} is before the last materialization "
+                         f"of '{name}' ({format_micros(previous[1])}); rebuild with "
+                         "full=True (--full)")
+    changes = compare_manifests(job.source_name, SourceManifest.from_json(previous[3]),
+                                manifest)
+    return changes, changes.rebuild
+
+
+@dataclass(frozen=True)
+class _Recompute:
+    keys_file: str
+    count: int
+
+
+def _recompute_filter(con: duckdb.DuckDBPyConnection, job: _ViewJob,
+                      selects: list[str]) -> _Recompute | None:
+    """Write the keys of the entities to recompute and drop their stored states."""
+    if not selects:
+        return None
+    path = job.staging / f"recompute-{job.name}.parquet"
+    keys = write_keys(con, selects, len(job.keys), path)
+    if keys.num_rows == 0:
+        return None
+    encoded = [encode_entity_key(tuple(row.values())) for row in keys.to_pylist()]
+    con.register("fs_recompute", pa.table({"entity": pa.array(encoded, pa.binary())}))
+    try:
+        con.execute(f"DELETE FROM {STATES_TABLE} WHERE view = ? AND entity IN "
+                    "(SELECT entity FROM fs_recompute)", [job.name]).fetchall()
+    finally:
+        con.unregister("fs_recompute")
+    return _Recompute(str(path), keys.num_rows)
+
+
+def _fold_events(con: duckdb.DuckDBPyConnection, job: _ViewJob, source: ViewSource,
+                 dictionaries: dict[str, list[str]], run: ViewRun, progress: Progress | None,
+                 start_us: int | None, entities: EntityFilter | None, incremental: bool) -> None:
+    """Fold the events in [start_us, end) (of some entities) into the stored states."""
+    total = suggest_partitions(count_rows(con, source.spec, source.base_dir),
+                               events.ROWS_PER_PARTITION)
+    partitions = read_partitions(con, source.spec, source.base_dir, source.keys,
+                                 source.columns, source.string_columns, dictionaries,
+                                 start_us, job.end_us, total, staging_dir=job.staging,
+                                 entities=entities)
+    for done, partition in enumerate(partitions, start=1):
+        if len(partition):
+            _fold_partition(con, job.view, job.name, partition, dictionaries, job.end_us,
+                            incremental)
+            run.events += len(partition)
+            run.entities += partition.key_table.num_rows
+        if progress is not None:
+            progress(job.name, done, total, run.events)
 
 
 def _fold_partition(con: duckdb.DuckDBPyConnection, view: CompiledView, name: str,
@@ -256,8 +415,9 @@ def _latest_batch(view: CompiledView, keys: tuple[str, ...],
     return pa.table(columns)
 
 
-def load_online(store: FeatureStore, graph: CompiledGraph) -> tuple[str, int]:
-    """Load every stored state into a new online version and publish it atomically.
+def load_online(store: StoreContext, published: PublishedRegistry) -> tuple[str, int]:
+    """Load every stored state into a new online version and publish it atomically,
+    with the registry version that built them (see `featurestore.online.published`).
 
     Returns:
         (version name, number of states written).
@@ -266,11 +426,9 @@ def load_online(store: FeatureStore, graph: CompiledGraph) -> tuple[str, int]:
     version = f"m{now_micros()}-{uuid.uuid4().hex[:8]}"
 
     def stage(con: duckdb.DuckDBPyConnection) -> int:
-        metadata = {"graph_hash": graph.hash.encode()}
-        for view, end_us, dictionaries in con.execute(
-                f"SELECT view, end_us, dictionaries FROM {RUNS_TABLE}").fetchall():
-            metadata[f"dictionaries:{view}"] = dictionaries.encode()
-            metadata[f"end:{view}"] = str(end_us).encode()
+        views = [ViewPublication(*row) for row in con.execute(
+            f"SELECT view, state_key, end_us, dictionaries FROM {RUNS_TABLE}").fetchall()]
+        metadata = publication_metadata(published, views)
         return online.write_version(version, _stored_items(con), metadata)
 
     try:

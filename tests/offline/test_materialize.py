@@ -15,6 +15,8 @@ from featurestore import FeatureStore
 from featurestore.errors import InputError, NotAppliedError
 from featurestore.offline.materialize import RUNS_TABLE, STATES_TABLE
 from featurestore.online.entity_keys import decode_entity_key
+from featurestore.online.published import REGISTRY, published_registry, state_name
+from featurestore.view_states import state_key
 from tests.projects import REPO, write_demo_project
 
 START = pd.Timestamp("2024-01-01", tz="UTC")
@@ -35,7 +37,7 @@ def tables(project: Path) -> dict[str, object]:
     """Everything a materialization writes offline, in a comparable form."""
     with duckdb.connect(str(project / "data" / "offline.duckdb"), read_only=True) as con:
         latest = con.sql("SELECT * FROM features_user_txn ORDER BY user_id").df()
-        runs = con.sql(f"SELECT view, graph_hash, end_us FROM {RUNS_TABLE}").fetchall()
+        runs = con.sql(f"SELECT view, state_key, end_us FROM {RUNS_TABLE}").fetchall()
         count = con.sql(f"SELECT count(*) FROM {STATES_TABLE}").fetchall()[0][0]
     return {"latest": latest, "runs": runs, "states": count}
 
@@ -129,6 +131,10 @@ def test_online_store_holds_every_entity(project: Path) -> None:
         entities = [decode_entity_key(bytes(e)) for (e,) in
                     con.sql(f"SELECT entity FROM {STATES_TABLE}").fetchall()]
     result = store.online_store().read([("user_txn", key) for key in entities],
-                                       ["graph_hash"])
+                                       [REGISTRY, state_name("user_txn")])
     assert all(state is not None for state in result.states)
-    assert result.metadata["graph_hash"] == store.kernels().hash.encode()
+    published = published_registry(result.metadata)
+    assert published is not None and published.version == store.applied().version
+    expected = state_key(store.registry, "user_txn", store.kernels().views["user_txn"].fingerprint)
+    assert result.metadata[state_name("user_txn")] == expected.encode()
+    assert published.state_keys == {"user_txn": expected}
