@@ -29,6 +29,8 @@ _READY_LINE = "Ready to accept connections"
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 _TEST_PROJECT = "test_project"
+REDIS_TEST_PASSWORD = "pw-that-must-never-be-shown"
+"""The password of the `password_redis` server: a test fails wherever it shows up."""
 
 # Compiled kernels are shared by every test and test subprocess (and kept between runs):
 # a registry compiles once, not once per temporary project.
@@ -42,19 +44,26 @@ class RedisServer:
     Args:
         executable: path of the redis-server binary.
         directory: its working directory (it writes nothing there with saving off).
+        password: when given, clients must authenticate with it (``--requirepass``).
+        durable: keep an append-only file in `directory`, fsynced on every write, so
+            the data survives `stop` and `start` (as a production Redis would).
     """
 
-    def __init__(self, executable: str, directory: Path) -> None:
+    def __init__(self, executable: str, directory: Path, password: str | None = None,
+                 durable: bool = False) -> None:
         self.executable = executable
         self.directory = directory
+        self.password = password
+        self.durable = durable
         self.port = _free_port()
         self._process: subprocess.Popen[str] | None = None
         self._output: list[str] = []
 
     @property
     def url(self) -> str:
-        """The redis:// URL of the server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The redis:// URL of the server (with its password, if it has one)."""
+        credentials = f":{self.password}@" if self.password is not None else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -62,14 +71,17 @@ class RedisServer:
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
-        """Start the server and return once it answers PING (it starts empty)."""
+        """Start the server and return once it answers PING (empty unless durable)."""
         if self.running:
             return
         self._output = []
         self._process = subprocess.Popen(
             [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--dir", str(self.directory)],
+             "--save", "", "--daemonize", "no",
+             *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable
+               else ["--appendonly", "no"]),
+             "--dir", str(self.directory),
+             *(["--requirepass", self.password] if self.password is not None else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.directory,
         )
         lines: queue.Queue[str | None] = queue.Queue()
@@ -87,7 +99,7 @@ class RedisServer:
             raise RuntimeError(
                 "redis-server did not become ready:\n" + "".join(self._output)
             ) from error
-        with redis.Redis(port=self.port, socket_connect_timeout=1.0) as client:
+        with self._client() as client:
             client.ping()
 
     def stop(self) -> None:
@@ -104,8 +116,11 @@ class RedisServer:
 
     def flush(self) -> None:
         """FLUSHALL on this private server."""
-        with redis.Redis(port=self.port, socket_connect_timeout=1.0) as client:
+        with self._client() as client:
             client.flushall()
+
+    def _client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password, socket_connect_timeout=1.0)
 
     def _drain(self, process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
         assert process.stdout is not None
@@ -155,6 +170,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     if executable is None:
         pytest.fail(REDIS_INSTALL_HINT, pytrace=False)
     server = RedisServer(executable, tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server of its own that requires a password; stopped after the test."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail(REDIS_INSTALL_HINT, pytrace=False)
+    server = RedisServer(executable, tmp_path_factory.mktemp("redis-auth"),
+                         password=REDIS_TEST_PASSWORD)
     server.start()
     try:
         yield server

@@ -69,12 +69,27 @@ class ErrorAnswer(BaseModel):
     error: ErrorDetail
 
 
+class ViewFreshness(BaseModel):
+    """How fresh one feature view's online states are."""
+
+    materialized_until: str | None = None
+    age_seconds: float | None = None
+
+
 class HealthAnswer(BaseModel):
-    """GET /health: 200 when the online store answers, 503 when it does not."""
+    """GET /health: 200 when the online store answers, 503 when it does not.
+
+    `status` is `ok`, `degraded` (an applied version is not served yet: `pending`
+    says why, the last consistent version keeps answering) or `unavailable`.
+    """
 
     status: str
     online_store: str
     materialized: bool | None = None
+    served_version: int | None = None
+    applied_version: int | None = None
+    pending: str | None = None
+    views: dict[str, ViewFreshness] | None = None
     error: ErrorDetail | None = None
 
 

@@ -23,6 +23,8 @@ client's socket timeout: 5 s by default, tighter with ``?socket_timeout=0.2`` in
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import orjson
@@ -33,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 from featurestore.errors import OnlineStoreUnavailable
 from featurestore.serving import api_schema
+from featurestore.serving.deployment import POLL_SECONDS
 from featurestore.serving.http_errors import (
     BodyError,
     Endpoint,
@@ -42,8 +45,7 @@ from featurestore.serving.http_errors import (
     parse_object,
     read_body,
 )
-from featurestore.serving.lookup import lookup_engine
-from featurestore.serving.push import push
+from featurestore.serving.status import health_answer, registry_answer, versions
 
 if TYPE_CHECKING:
     from featurestore.store import FeatureStore
@@ -68,39 +70,49 @@ _JSON = "application/json"
 LOOKUP_PATH = "/online-features"
 
 
-def create_app(store: FeatureStore) -> LookupFront:
+def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS) -> LookupFront:
     """Build the ASGI application for one feature store.
 
-    Compiles (or loads) the kernels and opens the online store client, so the first
-    request pays for neither; the online store itself need not be reachable yet.
+    Compiles (or loads) the kernels of the version to serve and opens the online store
+    client, so the first request pays for neither; the online store itself need not be
+    reachable yet. While the application runs (between its startup and shutdown
+    events) it follows newly applied and published versions (`deployment.py`).
+
+    Args:
+        store: the feature store to serve.
+        poll_seconds: how often to look for new versions.
 
     Raises:
         RegistryError, SourceError: the registry cannot be compiled.
     """
-    engine = lookup_engine(store)
-    # Kernels compile (or load from the disk cache) on first use: do it before serving.
-    engine.kernels.warm()
-    online = store.online_store()
+    deployment = store.deployment(poll_seconds)
+    served = deployment.current
     backend = "local" if store.online == "local" else "redis"
-    registry_json = orjson.dumps({
-        "project": store.registry.project,
-        "graph_hash": engine.kernels.hash,
-        "definitions": store.registry.model_dump(mode="json"),
-    })
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        deployment.start()
+        try:
+            yield
+        finally:
+            deployment.stop()
+
     app = FastAPI(
         title=f"Feature store: {store.registry.project}",
         description="Online features computed by the same compiled kernels as training sets.",
-        version=engine.kernels.hash,
+        version=served.context.kernels().hash,
+        lifespan=lifespan,
     )
     install_handlers(app)
+    registry, kernels = served.context.registry, served.context.kernels()
     lookup_doc = api_schema.request_body(
-        api_schema.LookupBody, api_schema.lookup_example(store.registry, engine.kernels))
+        api_schema.LookupBody, api_schema.lookup_example(registry, kernels))
     push_doc = api_schema.request_body(
-        api_schema.PushBody, api_schema.push_example(store.registry, engine.kernels))
+        api_schema.PushBody, api_schema.push_example(registry, kernels))
 
     async def online_features(request: Request) -> Response:
         body = parse_object(await read_body(request, MAX_BODY_BYTES), _LOOKUP_MEMBERS)
-        features = engine.lookup(online, **body)  # type: ignore[arg-type]
+        features = deployment.lookup(**body)
         return Response(orjson.dumps({"features": features}), media_type=_JSON)
 
     api_schema.document_operation(app, LOOKUP_PATH, "Look up features", lookup_doc,
@@ -122,30 +134,30 @@ def create_app(store: FeatureStore) -> LookupFront:
         if count > MAX_PUSH_ROWS:
             raise BodyError("too_many_rows",
                             f"{count} rows in one push; the limit is {MAX_PUSH_ROWS}")
-        result = await run_in_threadpool(push, store, body["source"], rows)
+        result = await run_in_threadpool(deployment.push, body["source"], rows)
         answer = {"source": result.source, "rows": result.rows, "online": result.online,
                   "entities": result.entities}
         return Response(orjson.dumps(answer), media_type=_JSON)
 
-    @app.get("/health", summary="Whether the online store answers",
+    @app.get("/health", summary="Whether the online store answers, and what is served",
              responses={200: {"model": api_schema.HealthAnswer},
                         503: {"model": api_schema.HealthAnswer}})
     @json_errors
     async def health(request: Request) -> Response:
+        served = deployment.current
         try:
-            online.ping()
-            materialized = online.current_version() is not None
+            answer = health_answer(served, backend)
         except OnlineStoreUnavailable as error:
             detail = {"code": "online_store_unavailable", "message": str(error)}
-            answer = {"status": "unavailable", "online_store": backend, "error": detail}
+            answer = {"status": "unavailable", "online_store": backend, **versions(served),
+                      "error": detail}
             return Response(orjson.dumps(answer), status_code=503, media_type=_JSON)
-        answer = {"status": "ok", "online_store": backend, "materialized": materialized}
         return Response(orjson.dumps(answer), media_type=_JSON)
 
-    @app.get("/registry", summary="The definitions this server computes")
+    @app.get("/registry", summary="The definitions this server computes, and their freshness")
     @json_errors
-    async def registry(request: Request) -> Response:
-        return Response(registry_json, media_type=_JSON)
+    async def registry_definitions(request: Request) -> Response:
+        return Response(orjson.dumps(registry_answer(deployment.current)), media_type=_JSON)
 
     return LookupFront(app, online_features)
 
