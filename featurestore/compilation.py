@@ -4,12 +4,15 @@ Compiling needs each source's column types (expressions are typed against them),
 sources are inspected with DuckDB first; a missing source or column is reported with the
 feature that needs it. Compile errors from `transforms` carry the key path of the
 definition; here they become `registry.yaml:LINE:COL: path: message` lines.
+`type_problems` runs only the typing part of compiling (no code generation, no Numba),
+one feature at a time, so that `plan` can report every ill-typed feature.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -19,11 +22,12 @@ from featurestore.offline.schema import check_columns, describe_source
 from featurestore.offline.segments import segment_dir
 from featurestore.offline.sources import SourceSpec
 from featurestore.registry import Registry
-from featurestore.registry.loader import load_yaml
+from featurestore.registry.loader import YamlDocument, load_yaml
 from featurestore.registry.problems import Problem, format_path
 from transforms import CompiledGraph, GraphError, compile_graph
 from transforms.expressions import parse_expression, referenced_names
-from transforms.spec import ColumnType
+from transforms.graph import build_graph
+from transforms.spec import ColumnType, GraphSpec
 
 
 def source_spec(registry: Registry, name: str, offline_path: Path) -> SourceSpec:
@@ -82,14 +86,62 @@ def compile_registry(registry: Registry, registry_text: str, registry_name: str,
 
 def locate(error: GraphError, registry_text: str, registry_name: str) -> str:
     """Render a compile error as `file:LINE:COL: path: message`."""
-    document = load_yaml(registry_text)
+    return locate_problem(error, load_yaml(registry_text)).format(registry_name)
+
+
+def locate_problem(error: GraphError, document: YamlDocument) -> Problem:
+    """The position in the registry file of a compile error's definition."""
     path = error.path
     if error.column is not None:
         position = document.text_position(path, error.column)
     else:
         position = document.value_position(path)
-    problem = Problem(position.line, position.column, format_path(path), error.message)
-    return problem.format(registry_name)
+    return Problem(position.line, position.column, format_path(path), error.message)
+
+
+def type_problems(registry: Registry, schemas: Mapping[str, Mapping[str, ColumnType]],
+                  document: YamlDocument, skipped: Collection[tuple[str, str]],
+                  request_views: bool) -> list[Problem]:
+    """Type every expression against the sources' real schemas, without compiling.
+
+    The compiler stops at the first definition it cannot type; typing one feature at
+    a time reports every ill-typed feature instead. Only parsing and typing run here
+    (`build_graph`); code generation and Numba do not.
+
+    Args:
+        registry: the validated definitions.
+        schemas: source name → its kernel-visible columns, for every source a feature
+            view reads (empty for a source that could not be read).
+        document: the registry file's YAML, for positions.
+        skipped: (view, feature) pairs not to type: their source could not be read
+            or lacks a column they use, which is reported already.
+        request_views: also type the request views; they read the feature views'
+            result types, so this is only meaningful when every feature view is sound.
+
+    Returns:
+        One located problem per ill-typed feature.
+    """
+
+    def problem(spec: GraphSpec) -> list[Problem]:
+        try:
+            build_graph(spec)
+        except GraphError as error:
+            return [locate_problem(error, document)]
+        return []
+
+    spec = registry.to_graph_spec(schemas)
+    found: list[Problem] = []
+    for view in spec.views:
+        for feature in view.features:
+            if (view.name, feature.name) not in skipped:
+                alone = replace(view, features=(feature,))
+                found.extend(problem(GraphSpec((alone,), (), spec.schemas)))
+    if request_views and not found:
+        for request_view in spec.request_views:
+            for feature in request_view.features:
+                alone = replace(request_view, features=(feature,))
+                found.extend(problem(replace(spec, request_views=(alone,))))
+    return found
 
 
 CACHE_ENV = "FEATURESTORE_CACHE_DIR"

@@ -84,24 +84,41 @@ class SourceColumns:
         return {name: kind for name, kind in mapped.items() if kind is not None}
 
 
+def timestamp_problem(column: str, types: Mapping[str, str]) -> str | None:
+    """What is wrong with a source's timestamp column, or None when it is usable.
+
+    The column must exist and be TIMESTAMP (naive values are UTC) or TIMESTAMPTZ.
+
+    Args:
+        column: the timestamp column the registry names.
+        types: the source's columns → DuckDB type name.
+
+    Returns:
+        A message that does not name the source (callers say where it is).
+    """
+    if column not in types:
+        return (
+            f"no timestamp column '{column}'{_suggestion(column, types)}; "
+            f"its columns: {', '.join(types) or '(none)'}"
+        )
+    kind = types[column]
+    if kind.upper() in _TIMESTAMP_TYPES:
+        return None
+    hint = (
+        " (DuckDB read it from CSV as text: use a `query:` source that casts it)"
+        if kind.upper() == "VARCHAR"
+        else ""
+    )
+    return (
+        f"timestamp column '{column}' has type {kind}; "
+        f"expected TIMESTAMP (naive = UTC) or TIMESTAMPTZ{hint}"
+    )
+
+
 def _check_timestamp(spec: SourceSpec, types: Mapping[str, str]) -> None:
-    where = f"source '{spec.name}' ({spec.location})"
-    if spec.timestamp not in types:
-        raise SourceError(
-            f"{where} has no timestamp column '{spec.timestamp}'"
-            f"{_suggestion(spec.timestamp, types)}; its columns: {', '.join(types)}"
-        )
-    kind = types[spec.timestamp]
-    if kind.upper() not in _TIMESTAMP_TYPES:
-        hint = (
-            " (DuckDB read it from CSV as text: use a `query:` source that casts it)"
-            if kind.upper() == "VARCHAR"
-            else ""
-        )
-        raise SourceError(
-            f"{where}: timestamp column '{spec.timestamp}' has type {kind}; "
-            f"expected TIMESTAMP (naive = UTC) or TIMESTAMPTZ{hint}"
-        )
+    problem = timestamp_problem(spec.timestamp, types)
+    if problem is not None:
+        raise SourceError(f"source '{spec.name}' ({spec.location}): {problem}")
 
 
 def inspect_source(

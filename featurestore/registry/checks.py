@@ -171,7 +171,7 @@ def _check_view_expression(path: KeyPath, text: str, report: _Report) -> None:
     if expression is None:
         return
     _, references = referenced_names(expression)
-    offsets = _offsets(expression)
+    offsets = name_offsets(expression)
     for view, feature in sorted(references):
         report.at_text(
             path,
@@ -193,7 +193,7 @@ def _check_request_view(
         if expression is None:
             continue
         columns, references = referenced_names(expression)
-        offsets = _offsets(expression)
+        offsets = name_offsets(expression)
         for column in sorted(columns - set(fields)):
             if broken.hides_member("request_views", name, f"request.{column}"):
                 continue
@@ -224,7 +224,7 @@ def _reference_problem(registry: Registry, view: str, feature: str, broken: Brok
     return f"unknown feature view '{view}'{did_you_mean(view, registry.feature_views)}"
 
 
-def _offsets(expression: Expr) -> dict[str | tuple[str, str], int]:
+def name_offsets(expression: Expr) -> dict[str | tuple[str, str], int]:
     """Offset of the first use of each column name and `view.feature` in an expression."""
     found: dict[str | tuple[str, str], int] = {}
     for node in walk(expression):

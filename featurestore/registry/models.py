@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from featurestore.credentials import redact_url
 from featurestore.errors import SourceError
 from featurestore.registry.durations import DurationSyntaxError, format_duration, parse_duration
 from featurestore.registry.suggestions import did_you_mean
@@ -129,6 +130,20 @@ def _check_aggregation(value: str) -> str:
     return value
 
 
+CHANGE_POLICIES = ("append", "rewrite")
+
+
+def _check_changes(value: str) -> str:
+    if value not in CHANGE_POLICIES:
+        raise PydanticCustomError(
+            "changes",
+            "unknown change policy '{value}': expected append (rows are only ever added) "
+            "or rewrite (rows may change or go){hint}",
+            {"value": value, "hint": did_you_mean(value, CHANGE_POLICIES)},
+        )
+    return value
+
+
 def _check_request_type(value: str) -> str:
     if value not in REQUEST_TYPES:
         raise PydanticCustomError(
@@ -158,7 +173,7 @@ def _check_online(value: str) -> str:
         raise PydanticCustomError(
             "online",
             "expected 'local' or a redis:// URL, got '{value}'{hint}",
-            {"value": value, "hint": did_you_mean(value, ["local"])},
+            {"value": redact_url(value), "hint": did_you_mean(value, ["local"])},
         )
     return value
 
@@ -219,12 +234,17 @@ class Source(Definition):
         table: name of a table in the offline DuckDB file.
         query: SQL run by DuckDB.
         timestamp: the event-time column.
+        changes: how a table or query changes between materializations: `append`
+            (rows are only ever added, at any event time) or `rewrite` (rows may also
+            change or go; the default). Files need no declaration: each file's size,
+            modification time and row count are recorded and compared.
     """
 
     path: str | None = None
     table: str | None = None
     query: str | None = None
     timestamp: Name
+    changes: Annotated[str, AfterValidator(_check_changes)] | None = None
 
     @model_validator(mode="after")
     def _check_one_location(self) -> Source:
@@ -236,7 +256,20 @@ class Source(Definition):
                 "give exactly one of 'path', 'table' or 'query' (found {found})",
                 {"found": found},
             )
+        if self.changes is not None and self.path is not None:
+            raise PydanticCustomError(
+                "source_changes",
+                "'changes' applies to table and query sources; file sources are "
+                "fingerprinted (size, modification time, row count) instead",
+            )
         return self
+
+    @property
+    def change_policy(self) -> str:
+        """`append` or `rewrite` for tables and queries; `files` for a path."""
+        if self.path is not None:
+            return "files"
+        return self.changes or "rewrite"
 
     def resolve_path(self, base_dir: Path) -> str | None:
         """The file path (or glob) made absolute against `base_dir`; None if no `path`."""

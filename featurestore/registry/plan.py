@@ -1,12 +1,14 @@
 """The difference between registry.yaml and the last applied registry.
 
-A change "makes materialized data stale" when values already computed for a feature
-view (offline tables, online state) no longer match the definitions: a feature whose
-aggregation, expression, window or hop changed, a feature added to a view that was
-materialized without it, a view whose source, entity or default hop changed, a source
-or entity whose definition changed, or a new online store that holds nothing yet.
-Removing a feature or view leaves the remaining values correct, so it is not stale.
-Request views and services are computed at request time and are never stale.
+A change makes a feature view's materialized states stale exactly when it changes the
+view's state key (`featurestore.view_states`), which is what `materialize` compares to
+decide what to rebuild: a feature added, removed or changed (aggregation, expression,
+window, hop), a view's source, entity or default hop changed, or the definition of its
+source or entity changed. Those views' offline and online states are rebuilt by the next
+materialization. A new online store holds nothing yet: every view's online states are
+stale, and the next materialization loads them there from the offline states, which
+stay valid. Request views and services are computed at request time and are never
+stale: an apply that changes only them is served at once.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from featurestore.credentials import redact_url
 from featurestore.registry.durations import format_duration
-from featurestore.registry.models import FeatureView, Registry, RequestView
+from featurestore.registry.models import FeatureView, Registry, RequestView, Store
 
 
 class Action(StrEnum):
@@ -42,6 +45,8 @@ class Kind(StrEnum):
     SERVICE = "service"
 
 
+_STATES = "offline and online states"
+_ONLINE = "online states: the new online store holds nothing yet"
 _SYMBOL = {Action.ADD: "+", Action.CHANGE: "~", Action.REMOVE: "-"}
 
 
@@ -74,13 +79,17 @@ class Plan:
         applied_version: the version compared against; None when nothing is applied.
         text_changed: the file's text differs from the applied text (even when no
             definition changed, e.g. only comments did).
-        stale_views: feature views whose materialized data the changes make stale.
+        stale_views: feature views with any materialized data the changes make stale.
+        offline_stale_views: those whose states must be rebuilt from events (their
+            offline and online states); the others need only their online states
+            loaded again (a new online store).
     """
 
     changes: tuple[Change, ...]
     applied_version: int | None
     text_changed: bool
     stale_views: tuple[str, ...]
+    offline_stale_views: tuple[str, ...] = ()
 
     @property
     def added(self) -> tuple[Change, ...]:
@@ -129,7 +138,10 @@ class Plan:
         counts = (len(self.added), len(self.changed), len(self.removed))
         lines.append("{} to add, {} to change, {} to remove.".format(*counts))
         if self.stale_views:
-            lines.append(f"Materialized data made stale: {', '.join(self.stale_views)}.")
+            stale = [f"{view} ({_STATES if view in self.offline_stale_views else _ONLINE})"
+                     for view in self.stale_views]
+            lines.append(f"Materialized data made stale: {', '.join(stale)}; the next "
+                         "`featurestore materialize` rebuilds exactly these.")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -165,20 +177,30 @@ def compute_plan(
         changes.append(Change(Kind.STORE, "store", Action.CHANGE, details, online_moved))
     changes += _diff_simple(Kind.ENTITY, base.entities, current.entities, ("keys",))
     changes += _diff_simple(
-        Kind.SOURCE, base.sources, current.sources, ("path", "table", "query", "timestamp")
+        Kind.SOURCE, base.sources, current.sources,
+        ("path", "table", "query", "timestamp", "changes"),
     )
     changed_inputs = {(c.kind, c.name) for c in changes if c.action is Action.CHANGE}
-    changes += _diff_feature_views(base, current, changed_inputs, online_moved)
+    changes += _diff_feature_views(base, current, changed_inputs)
+    offline_stale = _stale_views(changes)
+    if online_moved:
+        changes += [
+            Change(Kind.FEATURE_VIEW, name, Action.CHANGE,
+                   ("the online store changed: the next materialize loads its states there",),
+                   True)
+            for name in current.feature_views
+            if name in base.feature_views and name not in offline_stale
+        ]
     changes += _diff_request_views(base.request_views, current.request_views)
     changes += _diff_simple(Kind.SERVICE, base.services, current.services, None)
-    stale = tuple(
-        dict.fromkeys(
-            change.name.split(":", 1)[0]
-            for change in changes
-            if change.stale and change.kind in (Kind.FEATURE_VIEW, Kind.FEATURE)
-        )
-    )
-    return Plan(tuple(changes), applied_version, text_changed, stale)
+    return Plan(tuple(changes), applied_version, text_changed, _stale_views(changes),
+                offline_stale)
+
+
+def _stale_views(changes: list[Change]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(
+        change.name.split(":", 1)[0] for change in changes
+        if change.stale and change.kind in (Kind.FEATURE_VIEW, Kind.FEATURE)))
 
 
 def _field_changes(old: object, new: object, fields: Iterable[str]) -> tuple[str, ...]:
@@ -186,6 +208,10 @@ def _field_changes(old: object, new: object, fields: Iterable[str]) -> tuple[str
     for field in fields:
         before, after = getattr(old, field), getattr(new, field)
         if before != after:
+            if isinstance(old, Store):
+                # Store settings may be URLs with a password: plans are printed and logged.
+                before, after = (redact_url(v) if isinstance(v, str) else v
+                                 for v in (before, after))
             details.append(f"{field} {_show(before)} → {_show(after)}")
     return tuple(details)
 
@@ -219,7 +245,7 @@ def _diff_simple(
 
 
 def _diff_feature_views(
-    old: Registry, new: Registry, changed_inputs: set[tuple[Kind, str]], online_moved: bool
+    old: Registry, new: Registry, changed_inputs: set[tuple[Kind, str]]
 ) -> list[Change]:
     changes: list[Change] = []
     for name, view in old.feature_views.items():
@@ -243,7 +269,7 @@ def _diff_feature_views(
             ]
             continue
         inputs = {(Kind.SOURCE, view.source), (Kind.ENTITY, view.entity)}
-        changes += _diff_view(old, new, name, bool(inputs & changed_inputs) or online_moved)
+        changes += _diff_view(old, new, name, bool(inputs & changed_inputs))
     return changes
 
 
@@ -272,8 +298,9 @@ def _diff_view(old: Registry, new: Registry, name: str, inputs_changed: bool) ->
     view_stale = bool(view_details) or inputs_changed
     if before.hop != after.hop:
         view_details += (f"hop {_duration(before.hop)} → {_duration(after.hop)}",)
+    # A removed feature changes the layout of the view's states: they are rebuilt.
     feature_changes = [
-        Change(Kind.FEATURE, f"{name}:{feature}", Action.REMOVE)
+        Change(Kind.FEATURE, f"{name}:{feature}", Action.REMOVE, (), True)
         for feature in before.features
         if feature not in after.features
     ]
@@ -292,7 +319,7 @@ def _diff_view(old: Registry, new: Registry, name: str, inputs_changed: bool) ->
     if not view_details and not feature_changes and not view_stale:
         return []
     if inputs_changed and not view_details:
-        view_details = ("its source, entity or online store changed",)
+        view_details = ("its source or entity changed",)
     stale = view_stale or any(change.stale for change in feature_changes)
     return [Change(Kind.FEATURE_VIEW, name, Action.CHANGE, view_details, stale), *feature_changes]
 

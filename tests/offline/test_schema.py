@@ -65,7 +65,7 @@ def test_timestamp_column_missing_or_mistyped(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as error:
         describe_source(con, missing, tmp_path)
     assert str(error.value) == (
-        "source 'tx' (path 'e.csv') has no timestamp column 'event_ts' (did you mean "
+        "source 'tx' (path 'e.csv'): no timestamp column 'event_ts' (did you mean "
         "'event_time'?); its columns: user_id, event_time, when"
     )
     mistyped = SourceSpec("tx", "e.csv", None, None, "when")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from featurestore.errors import SourceError
+from featurestore.errors import RegistryError, SourceError
 from featurestore.registry import Registry, load_registry, parse_registry
 from featurestore.registry.durations import DurationSyntaxError, format_duration, parse_duration
 from transforms.spec import ColumnType, FeatureSpec, RequestViewSpec
@@ -167,3 +167,11 @@ services:
     )
     assert registry.service_features("base") == (("v", "a"),)
     assert registry.service_features("full") == (("v", "b"), ("v", "a"))
+
+
+def test_an_invalid_online_setting_is_echoed_without_its_password() -> None:
+    text = "project: p\nstore:\n  online: https://app:secret@cache:6379/0\n"
+    with pytest.raises(RegistryError) as caught:
+        parse_registry(text)
+    assert "got 'https://app:***@cache:6379/0'" in str(caught.value)
+    assert "secret" not in str(caught.value)

@@ -65,11 +65,13 @@ def test_changed_window_makes_the_view_stale(demo: Registry) -> None:
         "  ~ feature view user_txn  [stale]",
         "      ~ amount_sum_7d: window 7d → 10d  [stale]",
         "0 to add, 2 to change, 0 to remove.",
-        "Materialized data made stale: user_txn.",
+        "Materialized data made stale: user_txn (offline and online states); the next "
+        "`featurestore materialize` rebuilds exactly these.",
     ]
+    assert plan.offline_stale_views == ("user_txn",)
 
 
-def test_added_feature_is_stale_and_removed_feature_is_not(demo: Registry) -> None:
+def test_added_and_removed_features_make_the_view_stale(demo: Registry) -> None:
     added = edited(
         "      last_category:",
         "      amount_min_1d:    {agg: min, expr: amount, window: 1d}\n      last_category:",
@@ -80,11 +82,12 @@ def test_added_feature_is_stale_and_removed_feature_is_not(demo: Registry) -> No
         ("feature", "user_txn:amount_min_1d", "add", True),
     ]
     removed = compute_plan(added, demo)
+    # The states' layout changes with the features: materialize rebuilds the view.
     assert summary(removed.changes) == [
-        ("feature view", "user_txn", "change", False),
-        ("feature", "user_txn:amount_min_1d", "remove", False),
+        ("feature view", "user_txn", "change", True),
+        ("feature", "user_txn:amount_min_1d", "remove", True),
     ]
-    assert removed.stale_views == ()
+    assert removed.stale_views == removed.offline_stale_views == ("user_txn",)
 
 
 def test_writing_the_default_hop_is_no_change(demo: Registry) -> None:
@@ -118,7 +121,7 @@ def test_source_change_makes_its_views_stale(demo: Registry) -> None:
     assert plan.stale_views == ("user_txn",)
 
 
-def test_new_online_store_makes_every_view_stale(demo: Registry) -> None:
+def test_new_online_store_makes_online_states_stale(demo: Registry) -> None:
     new = edited("online: local", "online: redis://localhost:6379/0")
     plan = compute_plan(demo, new)
     assert summary(plan.changes) == [
@@ -126,6 +129,20 @@ def test_new_online_store_makes_every_view_stale(demo: Registry) -> None:
         ("feature view", "user_txn", "change", True),
     ]
     assert plan.changes[0].details == ("online local → redis://localhost:6379/0",)
+    # The offline states stay valid: only the new store needs them loaded.
+    assert plan.stale_views == ("user_txn",) and plan.offline_stale_views == ()
+    assert plan.render().splitlines()[-1] == (
+        "Materialized data made stale: user_txn (online states: the new online store holds "
+        "nothing yet); the next `featurestore materialize` rebuilds exactly these.")
+
+
+def test_a_store_change_shows_no_password(demo: Registry) -> None:
+    old = edited("online: local", "online: redis://app:first-secret@cache:6379/0")
+    new = edited("online: local", "online: redis://app:second-secret@cache:6379/0")
+    plan = compute_plan(old, new)
+    assert plan.changes[0].details == (
+        "online redis://app:***@cache:6379/0 → redis://app:***@cache:6379/0",)
+    assert "secret" not in plan.render()
 
 
 def test_request_views_and_services_are_never_stale(demo: Registry) -> None:
