@@ -30,15 +30,19 @@ class MaterializeProgress:
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> MaterializeProgress:
-        self._progress.start()
+        # The display starts with the first update: a run that fails before any work
+        # (a bad --end) leaves its one-line error alone, not after an empty display.
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        self._progress.stop()
+        if self._tasks:
+            self._progress.stop()
 
     def update(self, view: str, done: int, total: int, events: int) -> None:
         """Record that `done` of `total` partitions of `view` are folded."""
+        if not self._tasks:
+            self._progress.start()
         if view not in self._tasks:
             self._tasks[view] = self._progress.add_task(view, total=total, events=0, rate=0.0)
         task = self._tasks[view]

@@ -13,25 +13,22 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from featurestore.compilation import compile_registry, kernel_cache_dir, read_schemas
-from featurestore.errors import FeatureStoreError
+from featurestore.context import StoreContext
 from featurestore.offline.materialize import MaterializeResult, Progress, materialize
 from featurestore.offline.snapshot import build_snapshot
 from featurestore.offline.training import Output, build_training_set
-from featurestore.online import OnlineStore, open_online_store
+from featurestore.online import OnlineStore
 from featurestore.registry import Registry, load_registry, resolve_registry_path
-from featurestore.registry.models import ONLINE_SCHEMES
 from featurestore.registry.plan import Plan
 from featurestore.registry.state import AppliedRegistry, AppliedState, ApplyResult, plan_against
+from featurestore.serving.deployment import POLL_SECONDS, Deployment
 from featurestore.serving.lookup import get_online_features as lookup_features
 from featurestore.serving.push import PushResult
 from featurestore.serving.push import push as push_rows
 from featurestore.serving.verify import VerifyReport
 from featurestore.serving.verify import verify as verify_online
+from featurestore.source_checks import check_sources
 from transforms import CompiledGraph
-
-OFFLINE_ENV = "FEATURESTORE_OFFLINE"
-ONLINE_ENV = "FEATURESTORE_ONLINE"
 
 
 class FeatureStore:
@@ -61,53 +58,54 @@ class FeatureStore:
             FeatureStoreError: FEATURESTORE_ONLINE holds an unusable value.
         """
         path = resolve_registry_path(registry)
-        self._registry, self._registry_text = load_registry(path)
-        self._registry_path = path.resolve()
-        self._base_dir = self._registry_path.parent
-        self._offline_path = self._resolve_offline()
-        self._online = self._resolve_online()
-        self._state = AppliedState(self._offline_path, lock_timeout)
-        self._kernels: CompiledGraph | None = None
-        self._online_store: OnlineStore | None = None
+        loaded, text = load_registry(path)
+        self._context = StoreContext(loaded, text, path.resolve(), lock_timeout)
 
     @property
     def registry(self) -> Registry:
         """The validated definitions from the registry file."""
-        return self._registry
+        return self._context.registry
 
     @property
     def registry_text(self) -> str:
         """The registry file's text as it was read."""
-        return self._registry_text
+        return self._context.registry_text
 
     @property
     def registry_path(self) -> Path:
         """Absolute path of the registry file."""
-        return self._registry_path
+        return self._context.registry_path
 
     @property
     def base_dir(self) -> Path:
         """The folder holding the registry file; relative paths in it start here."""
-        return self._base_dir
+        return self._context.base_dir
 
     @property
     def offline_path(self) -> Path:
         """The offline DuckDB file: $FEATURESTORE_OFFLINE, else `store.offline`, else
         `<project>.duckdb` next to the registry file."""
-        return self._offline_path
+        return self._context.offline_path
 
     @property
     def online(self) -> str:
         """The online store: "local" or a redis:// URL ($FEATURESTORE_ONLINE wins)."""
-        return self._online
+        return self._context.online
 
     def plan(self) -> Plan:
         """What `apply` would change, compared with the last applied version.
 
+        The sources are checked as `apply` checks them (they exist and hold the columns
+        the definitions use, of usable types) and expressions are typed against them,
+        without compiling; nothing is written.
+
         Raises:
+            RegistryError: every problem with the sources or expressions, each located
+                in the registry file.
             StoreLockedError: the offline file stayed locked by another process.
         """
-        return plan_against(self._state.latest(), self._registry, self._registry_text)
+        self._check_sources()
+        return plan_against(self.applied(), self.registry, self.registry_text)
 
     def apply(self) -> ApplyResult:
         """Validate, compile and record the registry as the applied version.
@@ -117,12 +115,18 @@ class FeatureStore:
         no-op.
 
         Raises:
-            SourceError: a source is missing or lacks a column a feature needs.
-            RegistryError: a definition cannot be compiled (located in the file).
+            RegistryError: every problem with the sources or expressions, or a
+                definition that cannot be compiled, each located in the file.
             StoreLockedError: the offline file stayed locked by another process.
         """
+        self._check_sources()
         self.kernels().warm()
-        return self._state.apply(self._registry, self._registry_text)
+        return self._context.offline_database().apply(self.registry, self.registry_text)
+
+    def _check_sources(self) -> None:
+        # Every source problem at once, located; kernels() alone stops at the first.
+        check_sources(self.registry, self.registry_text, self.registry_path,
+                      self.offline_path, self.offline_database())
 
     def materialize(self, end: object = None, full: bool = False,
                     progress: Progress | None = None) -> MaterializeResult:
@@ -133,13 +137,20 @@ class FeatureStore:
         definitions changed. The offline update is one transaction and the online load
         becomes visible atomically.
 
+        Args:
+            end: ISO-8601 text ("2024-03-31" is midnight; no offset means UTC) or a
+                datetime (naive = UTC); default now.
+            full: rebuild from all events instead of those since the last run.
+            progress: called as progress(view, partitions_done, partitions_total,
+                events_done) while views are processed.
+
         Raises:
             NotAppliedError: the registry has changes that are not applied.
             InputError: `end` is not a time or precedes the last run's end (without full).
             SourceError: a source cannot be read.
             OnlineStoreUnavailable: the online store cannot be reached.
         """
-        return materialize(self, end=end, full=full, progress=progress)
+        return materialize(self._context, end=end, full=full, progress=progress)
 
     def get_training_set(
         self,
@@ -175,7 +186,7 @@ class FeatureStore:
                 column named like a feature; two features share a bare name.
             SourceError: a source cannot be read or does not match the definitions.
         """
-        return build_training_set(self, spine, features=features, service=service,
+        return build_training_set(self._context, spine, features=features, service=service,
                                   timestamp=timestamp, full_names=full_names, output=output)
 
     def snapshot(
@@ -192,7 +203,8 @@ class FeatureStore:
         give it.
 
         Args:
-            at: the time (ISO-8601 text, datetime (naive = UTC) or microseconds).
+            at: the time: ISO-8601 text ("2024-03-31" is midnight; no offset means
+                UTC) or a datetime (naive = UTC).
             entity: which entity; may be left out when feature views use only one.
             full_names: name feature columns `view__feature`.
             output: "pandas" or "arrow".
@@ -201,7 +213,8 @@ class FeatureStore:
             InputError: bad arguments, or two features share a bare name.
             SourceError: a source cannot be read.
         """
-        return build_snapshot(self, at, entity=entity, full_names=full_names, output=output)
+        return build_snapshot(self._context, at, entity=entity, full_names=full_names,
+                              output=output)
 
     def get_online_features(
         self,
@@ -222,8 +235,8 @@ class FeatureStore:
             service: a service name (instead of `features`).
             entities: entity key column → list of values (at most 1000 entities).
             request: request field → list of values, one per entity.
-            at: the lookup time (default now): a datetime (naive = UTC), ISO-8601 text
-                or microseconds; not before the materialization end.
+            at: the lookup time (default now): ISO-8601 text (no offset means UTC)
+                or a datetime (naive = UTC); not before the materialization end.
             full_names: name feature columns `view__feature`.
 
         Returns:
@@ -237,7 +250,7 @@ class FeatureStore:
                 loaded by other definitions (run apply and materialize).
             OnlineStoreUnavailable: the online store cannot be reached.
         """
-        return lookup_features(self, features=features, service=service, entities=entities,
+        return lookup_features(self._context, features=features, service=service, entities=entities,
                                request=request, at=at, full_names=full_names)
 
     def push(self, source: str, rows: object) -> PushResult:
@@ -254,22 +267,23 @@ class FeatureStore:
             FeatureStoreError: the online store was loaded by other definitions.
             OnlineStoreUnavailable: the online store cannot be reached.
         """
-        return push_rows(self, source, rows)
+        return push_rows(self._context, source, rows)
 
     def verify(self, entities: int = 100, at: object = None, seed: int = 0) -> VerifyReport:
         """Check that online values equal offline ones for sampled entities (DESIGN §4.5).
 
         Args:
             entities: entities sampled per feature view.
-            at: lookup times (one or a list), at or after the materialization end;
-                default: the end and a few times after it.
+            at: lookup times (one or a list of ISO-8601 texts or datetimes, naive =
+                UTC), at or after the materialization end; default: the end and a few
+                times after it.
             seed: the sample's seed.
 
         Raises:
             FeatureStoreError: nothing is materialized, or by other definitions.
             InputError: a time before the materialization end.
         """
-        return verify_online(self, entities=entities, at=at, seed=seed)
+        return verify_online(self._context, entities=entities, at=at, seed=seed)
 
     def kernels(self) -> CompiledGraph:
         """The compiled transform graph of this registry (compiled once, cached on disk).
@@ -281,51 +295,36 @@ class FeatureStore:
             SourceError: a source is missing or lacks a column a feature needs.
             RegistryError: a definition cannot be compiled (located in the file).
         """
-        if self._kernels is None:
-            schemas = self._state.run(lambda con: read_schemas(
-                con, self._registry, self._base_dir, self._offline_path))
-            self._kernels = compile_registry(
-                self._registry, self._registry_text, self._registry_path.name, schemas,
-                kernel_cache_dir(self._offline_path))
-        return self._kernels
+        return self._context.kernels()
 
     def online_store(self) -> OnlineStore:
         """The online store client (opened on first use, then reused)."""
-        if self._online_store is None:
-            self._online_store = open_online_store(self._online, self._offline_path.parent,
-                                                   self._registry.project)
-        return self._online_store
+        return self._context.online_store()
 
     def offline_database(self) -> AppliedState:
         """The offline DuckDB file: `run(work)` gives `work` a connection, retrying while
         another process holds the file's write lock."""
-        return self._state
+        return self._context.offline_database()
 
     def close(self) -> None:
         """Release the online store connection (the offline file is never held open)."""
-        if self._online_store is not None:
-            self._online_store.close()
-            self._online_store = None
+        self._context.close()
 
     def applied(self) -> AppliedRegistry | None:
         """The applied version recorded in the offline file, or None."""
-        return self._state.latest()
+        return self._context.applied()
 
-    def _resolve_offline(self) -> Path:
-        override = os.environ.get(OFFLINE_ENV)
-        if override:
-            # An environment variable comes from the shell: relative to where it runs.
-            return Path(override).resolve()
-        configured = self._registry.store.offline
-        name = configured if configured is not None else f"{self._registry.project}.duckdb"
-        return (self._base_dir / name).resolve()
+    def deployment(self, poll_seconds: float = POLL_SECONDS) -> Deployment:
+        """What a server serves: the newest consistent pair of registry version and online
+        states, followed as versions are applied and materialized (see
+        `featurestore.serving.deployment`).
 
-    def _resolve_online(self) -> str:
-        override = os.environ.get(ONLINE_ENV)
-        if not override:
-            return self._registry.store.online
-        if override != "local" and not override.startswith(ONLINE_SCHEMES):
-            raise FeatureStoreError(
-                f"{ONLINE_ENV} must be 'local' or a redis:// URL, got '{override}'"
-            )
-        return override
+        Args:
+            poll_seconds: how often `Deployment.start`'s thread looks for new versions.
+        """
+        return Deployment(self._context, poll_seconds)
+
+    @property
+    def context(self) -> StoreContext:
+        """What the layers below work with: registry, paths, kernels and store clients."""
+        return self._context

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
-from featurestore.cli import main
+from featurestore.cli import describe_server, main
 from tests.projects import write_demo_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,6 +134,31 @@ def test_demo_runs_the_whole_path_and_applies_once(project: Path) -> None:
     assert second.exit_code == 0, second.output
     assert "      already there; delete it to generate it again." in second.stdout
     assert "      Nothing to change: version 1 is applied and current." in second.stdout
+
+
+def test_times_are_iso_8601_and_anything_else_is_one_line_and_exit_1(project: Path) -> None:
+    assert run("apply").exit_code == 0
+    expected = ("error: 'end': expected an ISO-8601 timestamp such as '2024-03-31T12:00:00Z' "
+                "(naive means UTC) or a datetime, got '05/04/2024'\n")
+    refused = run("materialize", "--end", "05/04/2024")  # May 4 or April 5?
+    assert (refused.exit_code, refused.stderr) == (1, expected)
+    # A date alone is midnight UTC, as in the README.
+    assert run("materialize", "--end", "2024-02-01").exit_code == 0
+    for command in (("verify", "--at", "today"), ("verify", "--at", "1706745600000000"),
+                    ("snapshot", "--at", "05/04/2024", "--out", "scores.parquet")):
+        result = run(*command)
+        assert result.exit_code == 1, (command, result.output)
+        assert result.stderr.startswith("error: 'at': expected an ISO-8601 timestamp"), command
+        assert len(result.stderr.splitlines()) == 1
+    assert not (project / "scores.parquet").exists()
+    verified = run("verify", "--at", "2024-02-01", "--at", "2024-02-01T06:30:00+02:00")
+    assert verified.exit_code == 0, verified.output
+
+
+def test_the_serve_line_names_the_online_store_without_its_password() -> None:
+    assert describe_server("fraud_demo", "redis://app:secret@cache:6379/0", "0.0.0.0", 80) == (
+        "serving fraud_demo from the redis://app:***@cache:6379/0 online store on "
+        "http://0.0.0.0:80 (OpenAPI at /docs)")
 
 
 def test_python_dash_m_runs_the_same_cli(project: Path) -> None:

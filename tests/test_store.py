@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from featurestore import FeatureStore, FeatureStoreError, RegistryError
+from featurestore import FeatureStore, FeatureStoreError, InputError, RegistryError
 from featurestore.registry.plan import Kind
 from tests.projects import write_demo_project
 
@@ -100,3 +102,47 @@ def test_readme_python_example_runs(
     assert printed.startswith("Plan (nothing applied yet):")
     assert "Applied version 1: 15 added, 0 changed, 0 removed.\n" in printed
     assert "online == offline" in printed
+
+
+def test_relative_paths_in_a_query_source_mean_the_registry_folder(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = "path: data/transactions.parquet"
+    assert DEMO_TEXT.count(old) == 1
+    (project / "registry.yaml").write_text(DEMO_TEXT.replace(
+        old, "query: \"SELECT * FROM read_parquet('data/transactions.parquet')\""))
+    # Started from another folder, as a server or a scheduled job may be.
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    store = FeatureStore(project)
+    assert store.apply().applied
+    end = "2024-01-31"
+    users, amounts = [1, 2, 3], [10.0, 250.0, None]
+    spine = pd.DataFrame({"user_id": users, "event_ts": pd.to_datetime([end] * 3, utc=True),
+                          "amount_now": amounts})
+    features = ["user_txn:amount_sum_7d", "user_txn:last_category", "txn_context:amount_z"]
+    training = store.get_training_set(spine, features=features, output="arrow")
+    assert sum(training.column("amount_sum_7d").to_pylist()) > 0
+    store.materialize(end=end)
+    online = store.get_online_features(features=features, entities={"user_id": users},
+                                       request={"amount_now": amounts}, at=end)
+    for name in ("amount_sum_7d", "last_category", "amount_z"):
+        for got, want in zip(online[name], training.column(name).to_pylist(), strict=True):
+            assert got == want or (got is not None and abs(got - want) <= 1e-9 * abs(want))
+    store.close()
+
+
+def test_every_time_argument_takes_iso_text_or_a_datetime_only(project: Path) -> None:
+    store = FeatureStore(project)
+    store.apply()
+    micros = 1_706_659_200_000_000  # 2024-01-31T00:00:00Z, if it were read as microseconds
+    with pytest.raises(InputError, match=r"^'end': expected an ISO-8601 timestamp .* got "
+                                         rf"{micros} \(int\)$"):
+        store.materialize(end=micros)
+    with pytest.raises(InputError, match=r"^'at': .* got '05/04/2024'$"):
+        store.snapshot("05/04/2024")
+    store.materialize(end=dt.datetime(2024, 1, 31))  # naive: UTC
+    for bad in (micros, "today", dt.date(2024, 2, 1)):
+        with pytest.raises(InputError, match=r"^'at': expected an ISO-8601 timestamp"):
+            store.verify(entities=2, at=[bad])
+    assert store.verify(entities=2, at="2024-01-31T00:00:00Z").ok
+    store.close()

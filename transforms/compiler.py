@@ -15,7 +15,7 @@ import importlib.util
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +25,8 @@ import numpy as np
 
 from transforms import windows
 from transforms.codegen import generate_module
-from transforms.graph import Graph, RequestPlan, ViewPlan, build_graph
+from transforms.fingerprints import view_fingerprint
+from transforms.graph import Graph, RequestInputs, RequestPlan, ViewPlan, build_graph
 from transforms.spec import ColumnType, GraphSpec
 
 CODEGEN_VERSION = "1"
@@ -70,6 +71,8 @@ class CompiledView:
     def __init__(self, plan: ViewPlan, module: ModuleType, prefix: str) -> None:
         self.plan = plan
         self.name = plan.spec.name
+        # What the states this view builds depend on: equal fingerprints, same states.
+        self.fingerprint = view_fingerprint(plan)
         self.input_columns = tuple(plan.input_columns)
         self.string_columns = tuple(plan.string_columns)
         self.feature_names = tuple(f.name for f in plan.features)
@@ -167,7 +170,15 @@ class CompiledRequestView:
         self.request_fields = plan.spec.request
         self.dependencies = tuple(plan.dependencies)
         self.feature_names = tuple(name for name, _ in plan.spec.features)
+        self.feature_inputs = dict(plan.feature_inputs)
         self._eval = getattr(module, f"{prefix}_eval")
+
+    def inputs_of(self, features: Iterable[str]) -> RequestInputs:
+        """The request fields and view features that `features` (of this view) read."""
+        inputs = RequestInputs()
+        for feature in features:
+            inputs = inputs.union(self.feature_inputs[feature])
+        return inputs
 
     def warm(self) -> None:
         """Compile (or load from the disk cache) the kernel now."""
@@ -178,10 +189,35 @@ class CompiledRequestView:
     def evaluate(self, request: Mapping[str, np.ndarray],
                  features: Mapping[tuple[str, str], np.ndarray]) -> np.ndarray:
         """Request features: float64 [n_features, n] (NaN for null)."""
-        fields = [name for name, _ in self.request_fields]
         named = dict(request)
         named.update({f"{view}.{feature}": v for (view, feature), v in features.items()})
         n = len(next(iter(named.values()))) if named else 0
+        return self._run(named, n)
+
+    def evaluate_given(self, request: Mapping[str, np.ndarray],
+                       features: Mapping[tuple[str, str], np.ndarray], rows: int) -> np.ndarray:
+        """Request features from some of their inputs, the others taken as null.
+
+        The kernel computes every feature of the view at once; a caller that wants only
+        some passes what those read (`inputs_of`). Rows of the other features are
+        computed from nulls and mean nothing: the caller discards them.
+
+        Args:
+            request: request field → values, for the fields that are given.
+            features: (view, feature) → values, for the view features that are given.
+            rows: the number of rows (every given array has this length).
+
+        Returns:
+            float64 [n_features, rows] (NaN for null), in `feature_names` order.
+        """
+        missing = np.full(rows, np.nan)
+        named = {name: request.get(name, missing) for name, _ in self.request_fields}
+        named.update({f"{view}.{feature}": features.get((view, feature), missing)
+                      for view, feature in self.dependencies})
+        return self._run(named, rows)
+
+    def _run(self, named: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        fields = [name for name, _ in self.request_fields]
         matrix = _stack([*fields, *(f"{v}.{f}" for v, f in self.dependencies)], named, n)
         out = np.empty((len(self.feature_names), n))
         self._eval(matrix, np.full(1, -1.0), out)

@@ -84,6 +84,24 @@ class ViewPlan:
         return [c for c in self.input_columns if self.column_types[c] == ColumnType.STRING]
 
 
+@dataclass(frozen=True)
+class RequestInputs:
+    """What request-view features read: the one definition both paths use to decide
+    which request fields and view features a selection needs.
+
+    Attributes:
+        fields: request fields (spine columns offline, request values online).
+        features: (feature view, feature) references.
+    """
+
+    fields: frozenset[str] = frozenset()
+    features: frozenset[tuple[str, str]] = frozenset()
+
+    def union(self, other: RequestInputs) -> RequestInputs:
+        """The inputs of both."""
+        return RequestInputs(self.fields | other.fields, self.features | other.features)
+
+
 @dataclass
 class RequestPlan:
     """Typed expressions of one request view and the inputs they read."""
@@ -92,6 +110,7 @@ class RequestPlan:
     expressions: list[Expr]
     inputs: list[str]  # request fields then "view.feature" names, in argument order
     dependencies: list[tuple[str, str]]
+    feature_inputs: dict[str, RequestInputs]  # by feature: what its expression reads
 
 
 @dataclass
@@ -186,14 +205,16 @@ def _plan_request_view(rv: RequestViewSpec, views: dict[str, ViewPlan]) -> Reque
                 names[f"{view.spec.name}.{feature.name}"] = feature.result_type
     expressions: list[Expr] = []
     dependencies: list[tuple[str, str]] = []
+    feature_inputs: dict[str, RequestInputs] = {}
     for name, text in rv.features:
         path = ("request_views", rv.name, "features", name)
         expr, expr_type = _parse(text, path, names)
         if expr_type not in (*NUMERIC, ColumnType.TIMESTAMP):
             raise GraphError(path, f"a request feature must be numeric, got {expr_type.value}")
         expressions.append(expr)
-        _, refs = referenced_names(expr)
+        fields_read, refs = referenced_names(expr)
+        feature_inputs[name] = RequestInputs(fields_read, refs)
         dependencies.extend(r for r in sorted(refs) if r not in dependencies)
     fields = [name for name, _ in rv.request]
     inputs = fields + [f"{view}.{feature}" for view, feature in dependencies]
-    return RequestPlan(rv, expressions, inputs, dependencies)
+    return RequestPlan(rv, expressions, inputs, dependencies, feature_inputs)

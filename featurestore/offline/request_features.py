@@ -5,7 +5,8 @@ Offline, a request view's request fields are spine columns of the same name (DES
 The request view's compiled kernel, the one online lookups call, evaluates them.
 
 A request view's kernel takes all its fields and view features at once, but a training
-set asks for single features: only the inputs the requested features read are required
+set asks for single features: only the inputs the requested features read
+(`CompiledRequestView.inputs_of`, the same definition online lookups use) are required
 of the spine (and computed); the others are passed as nulls, and the features that read
 them are not part of the output.
 """
@@ -13,37 +14,14 @@ them are not part of the output.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from featurestore.errors import InputError
 from featurestore.offline.timestamps import normalize_timestamps
-from featurestore.registry import Registry
 from transforms import CompiledRequestView
-from transforms.expressions import parse_expression, referenced_names
 from transforms.spec import ColumnType
-
-
-@dataclass(frozen=True)
-class RequestInputs:
-    """What one request-view feature reads.
-
-    Attributes:
-        fields: request fields (spine columns offline).
-        features: (feature view, feature) references.
-    """
-
-    fields: frozenset[str]
-    features: frozenset[tuple[str, str]]
-
-
-def request_inputs(registry: Registry, view: str, feature: str) -> RequestInputs:
-    """The request fields and view features that `view:feature`'s expression reads."""
-    fields, features = referenced_names(parse_expression(registry.request_views[view]
-                                                         .features[feature]))
-    return RequestInputs(frozenset(fields), frozenset(features))
 
 
 def read_request_fields(
@@ -75,7 +53,6 @@ def read_request_fields(
 def evaluate_request_feature(
     compiled: CompiledRequestView,
     feature: str,
-    inputs: RequestInputs,
     fields: Mapping[str, np.ndarray],
     view_values: Mapping[tuple[str, str], np.ndarray],
     rows: int,
@@ -85,21 +62,17 @@ def evaluate_request_feature(
     Args:
         compiled: the request view's kernel.
         feature: the feature wanted.
-        inputs: what the feature reads (`request_inputs`).
-        fields: request field → values in spine order, for every field in `inputs`.
-        view_values: (view, feature) → values in spine order, for every view feature
-            in `inputs`.
+        fields: request field → values in spine order, for at least every field the
+            feature reads (`compiled.inputs_of`).
+        view_values: (view, feature) → values in spine order, for at least every view
+            feature it reads.
         rows: the number of spine rows.
     """
-    missing = np.full(rows, np.nan)
-    request = {name: fields[name] if name in inputs.fields else missing
-               for name, _ in compiled.request_fields}
-    features = {ref: view_values[ref] if ref in inputs.features else missing
-                for ref in compiled.dependencies}
-    if not request and not features:
-        # Constant expressions only: the kernel learns the row count from an input.
-        request = {"__rows": missing}
-    return compiled.evaluate(request, features)[compiled.feature_names.index(feature)]
+    inputs = compiled.inputs_of([feature])
+    request = {name: fields[name] for name in inputs.fields}
+    features = {ref: view_values[ref] for ref in inputs.features}
+    return compiled.evaluate_given(request, features, rows)[
+        compiled.feature_names.index(feature)]
 
 
 def request_values(values: pa.ChunkedArray, name: str, kind: ColumnType) -> np.ndarray:

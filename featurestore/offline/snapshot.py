@@ -35,12 +35,12 @@ from featurestore.offline.training_output import arrow_result, pandas_result
 from featurestore.times import to_micros
 
 if TYPE_CHECKING:
-    from featurestore.store import FeatureStore
+    from featurestore.context import StoreContext
 
 _TIME_COLUMN = "__featurestore_snapshot_ts"
 
 
-def snapshot_entity(store: FeatureStore, entity: str | None) -> str:
+def snapshot_entity(store: StoreContext, entity: str | None) -> str:
     """The entity a snapshot is for: `entity`, or the only one feature views use.
 
     Raises:
@@ -64,7 +64,7 @@ def snapshot_entity(store: FeatureStore, entity: str | None) -> str:
 
 
 def build_snapshot(
-    store: FeatureStore,
+    store: StoreContext,
     at: object,
     entity: str | None = None,
     full_names: bool = False,
@@ -102,7 +102,7 @@ def build_snapshot(
 
 def _distinct_keys(
     con: duckdb.DuckDBPyConnection,
-    store: FeatureStore,
+    store: StoreContext,
     views: Sequence[str],
     keys: Sequence[str],
     at_us: int,

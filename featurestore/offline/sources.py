@@ -40,6 +40,10 @@ class SourceSpec:
         pushed_dir: the folder of this source's pushed-event segments
             (`segments.segment_dir(offline_dir, name)`); relative to the base directory
             when not absolute. None when the source takes no pushes.
+        segments: the segment files to read, pinned (a materialization reads exactly
+            the segments it records); None reads whatever `pushed_dir` holds.
+        files: for a `path` source, the files to read instead of what the path
+            matches (a non-empty tuple of absolute paths); None reads the path.
     """
 
     name: str
@@ -48,6 +52,8 @@ class SourceSpec:
     query: str | None
     timestamp: str
     pushed_dir: str | None = None
+    segments: tuple[str, ...] | None = None
+    files: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         given = [kind for kind in ("path", "table", "query") if getattr(self, kind)]
@@ -88,19 +94,33 @@ def resolve_path(path: str, base_dir: Path | str) -> str:
     return str(candidate)
 
 
+def is_glob(path: str) -> bool:
+    """True when a source path is a glob pattern rather than one file name."""
+    return bool(_GLOB_CHARACTERS & set(path))
+
+
+def file_reader(path: str) -> str | None:
+    """DuckDB's reader for a file path by its extension: `read_parquet`,
+    `read_csv_auto`, or None when the extension is neither."""
+    lowered = path.lower()
+    if lowered.endswith(PARQUET_SUFFIXES):
+        return "read_parquet"
+    if lowered.endswith(CSV_SUFFIXES):
+        return "read_csv_auto"
+    return None
+
+
 def _file_reader(spec: SourceSpec, path: str) -> str:
     """`read_parquet(...)` or `read_csv_auto(...)`, chosen by the file extension."""
-    lowered = path.lower()
+    reader = file_reader(path)
+    if reader is None:
+        raise SourceError(
+            f"source '{spec.name}': cannot tell the format of {spec.location}; expected a "
+            f"file name ending in one of {', '.join(PARQUET_SUFFIXES + CSV_SUFFIXES)}"
+        )
     # A glob may match files whose schemas differ by a column: align them by name.
-    options = ", union_by_name = true" if _GLOB_CHARACTERS & set(path) else ""
-    if lowered.endswith(PARQUET_SUFFIXES):
-        return f"read_parquet({quote_literal(path)}{options})"
-    if lowered.endswith(CSV_SUFFIXES):
-        return f"read_csv_auto({quote_literal(path)}{options})"
-    raise SourceError(
-        f"source '{spec.name}': cannot tell the format of {spec.location}; expected a "
-        f"file name ending in one of {', '.join(PARQUET_SUFFIXES + CSV_SUFFIXES)}"
-    )
+    options = ", union_by_name = true" if is_glob(path) else ""
+    return f"{reader}({quote_literal(path)}{options})"
 
 
 def base_relation(spec: SourceSpec, base_dir: Path | str) -> str:
@@ -109,9 +129,14 @@ def base_relation(spec: SourceSpec, base_dir: Path | str) -> str:
     Raises:
         SourceError: the path has an unknown extension, or names a file that is missing.
     """
+    if spec.path and spec.files:
+        # The files a glob matched are read by the reader the glob's extension picks.
+        reader = file_reader(spec.path) or file_reader(spec.files[0])
+        listed = ", ".join(quote_literal(file) for file in spec.files)
+        return f"{reader}([{listed}], union_by_name = true)"
     if spec.path:
         path = resolve_path(spec.path, base_dir)
-        if "://" not in path and not _GLOB_CHARACTERS & set(path) and not Path(path).exists():
+        if "://" not in path and not is_glob(path) and not Path(path).exists():
             raise SourceError(f"source '{spec.name}': file not found: {path}")
         return _file_reader(spec, path)
     if spec.table:
@@ -123,6 +148,8 @@ def base_relation(spec: SourceSpec, base_dir: Path | str) -> str:
 
 def pushed_segments(spec: SourceSpec, base_dir: Path | str) -> list[Path]:
     """The complete pushed-event segments of the source, oldest first."""
+    if spec.segments is not None:
+        return [Path(path) for path in spec.segments]
     if not spec.pushed_dir:
         return []
     return list_segments(Path(resolve_path(spec.pushed_dir, base_dir)))

@@ -27,12 +27,7 @@ from featurestore.offline.point_in_time import (
     compute_view_values,
     earliest_event_needed,
 )
-from featurestore.offline.request_features import (
-    RequestInputs,
-    evaluate_request_feature,
-    read_request_fields,
-    request_inputs,
-)
+from featurestore.offline.request_features import evaluate_request_feature, read_request_fields
 from featurestore.offline.sources import quote_literal
 from featurestore.offline.spine import load_spine, spine_micros
 from featurestore.offline.training_output import (
@@ -43,10 +38,11 @@ from featurestore.offline.training_output import (
 )
 from featurestore.references import FeatureSelection, select_features
 from transforms import CompiledGraph
+from transforms.graph import RequestInputs
 from transforms.spec import ColumnType
 
 if TYPE_CHECKING:
-    from featurestore.store import FeatureStore
+    from featurestore.context import StoreContext
 
 Output = Literal["pandas", "arrow"]
 OUTPUTS = ("pandas", "arrow")
@@ -78,7 +74,7 @@ class TrainingPlan:
 
 
 def plan_training_set(
-    store: FeatureStore,
+    store: StoreContext,
     features: Sequence[str] | str | None,
     service: str | None,
     full_names: bool,
@@ -87,6 +83,8 @@ def plan_training_set(
 
     Raises:
         InputError: see `references.select_features`.
+        SourceError, RegistryError: the registry cannot be compiled (what a request-view
+            feature reads is known from its compiled kernel).
     """
     registry = store.registry
     selection = select_features(registry, features, service, full_names)
@@ -96,7 +94,8 @@ def plan_training_set(
         if view in registry.feature_views:
             needed.setdefault(view, {})[feature] = None
             continue
-        inputs = requests[view, feature] = request_inputs(registry, view, feature)
+        compiled = store.kernels().request_views[view]
+        inputs = requests[view, feature] = compiled.inputs_of([feature])
         for dependency_view, dependency in sorted(inputs.features):
             needed.setdefault(dependency_view, {})[dependency] = None
     keys: dict[str, None] = {}
@@ -107,7 +106,7 @@ def plan_training_set(
 
 
 def build_training_set(
-    store: FeatureStore,
+    store: StoreContext,
     spine: object,
     features: Sequence[str] | str | None = None,
     service: str | None = None,
@@ -137,7 +136,7 @@ def build_training_set(
 
 
 def feature_columns(
-    store: FeatureStore, plan: TrainingPlan, spine: pa.Table, timestamp: str
+    store: StoreContext, plan: TrainingPlan, spine: pa.Table, timestamp: str
 ) -> list[FeatureColumn]:
     """The requested feature columns of a loaded spine, in request order.
 
@@ -159,15 +158,14 @@ def feature_columns(
         if view in store.registry.feature_views:
             columns.append(_view_column(store, graph, values[view], view, feature, name))
             continue
-        result = evaluate_request_feature(graph.request_views[view], feature,
-                                          plan.request_inputs[view, feature], fields, by_ref,
+        result = evaluate_request_feature(graph.request_views[view], feature, fields, by_ref,
                                           spine.num_rows)
         columns.append(FeatureColumn(name, ColumnType.FLOAT, result))
     return columns
 
 
 def with_connection(
-    store: FeatureStore, views: Sequence[str],
+    store: StoreContext, views: Sequence[str],
     work: Callable[[duckdb.DuckDBPyConnection], _Result],
 ) -> _Result:  # fmt: skip
     """Run `work` on a DuckDB connection that can read the sources of `views`.
@@ -183,13 +181,16 @@ def with_connection(
             # Spill where the offline file's own connections would (else `.tmp` in the
             # working directory): sorting a partition may not fit in memory.
             con.execute(f"SET temp_directory = {quote_literal(f'{store.offline_path}.tmp')}")
+            # Relative file names in SQL mean the registry's folder, as on the offline
+            # file's connections, whatever the working directory.
+            con.execute(f"SET file_search_path = {quote_literal(str(store.base_dir))}")
             return work(con)
     return store.offline_database().run(work)
 
 
 def _all_view_values(
     con: duckdb.DuckDBPyConnection,
-    store: FeatureStore,
+    store: StoreContext,
     plan: TrainingPlan,
     spine: pa.Table,
     spine_us: np.ndarray,
@@ -215,7 +216,7 @@ def _all_view_values(
 
 
 def _view_column(
-    store: FeatureStore, graph: CompiledGraph, values: ViewValues, view: str, feature: str,
+    store: StoreContext, graph: CompiledGraph, values: ViewValues, view: str, feature: str,
     name: str,
 ) -> FeatureColumn:  # fmt: skip
     compiled = graph.views[view]

@@ -30,7 +30,6 @@ import random
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -40,6 +39,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from featurestore.credentials import redact_url
 from featurestore.errors import OnlineStoreUnavailable
 from featurestore.online.base import (
     OnlineStore,
@@ -88,7 +88,7 @@ class RedisOnlineStore(OnlineStore):
     """
 
     def __init__(self, url: str, project: str) -> None:
-        self._display_url = _without_password(url)
+        self._display_url = redact_url(url)
         # Retry once on ConnectionError only: that reconnects a pooled connection that
         # died with a restarted server, while a server that is down fails in one connect
         # timeout. Timeouts are not retried, so a hung server costs one timeout, not two.
@@ -318,13 +318,3 @@ def _metadata_suffix(name: str) -> bytes:
 
 def _decode_version(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
-
-
-def _without_password(url: str) -> str:
-    """The URL for messages: a password must never reach logs or HTTP answers."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

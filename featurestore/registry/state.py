@@ -129,21 +129,31 @@ def plan_against(applied: AppliedRegistry | None, registry: Registry, text: str)
 class AppliedState:
     """Reads and records applied registry versions in a DuckDB file."""
 
-    def __init__(self, database: Path, lock_timeout: float = 30.0) -> None:
+    def __init__(self, database: Path, lock_timeout: float = 30.0,
+                 search_dir: Path | None = None) -> None:
         """Point at the offline DuckDB file; nothing is opened yet.
 
         Args:
             database: the offline DuckDB file (created by the first apply).
             lock_timeout: seconds to keep retrying while another process holds the file.
+            search_dir: where relative file names in SQL (a `query:` source reading
+                `data/x.parquet`) are looked up: the registry's folder, so that they mean
+                the same whatever the working directory.
         """
         self.database = database
         self.lock_timeout = lock_timeout
+        self.search_dir = search_dir
 
-    def latest(self) -> AppliedRegistry | None:
-        """The applied version, or None when nothing has been applied."""
+    def latest(self, read_only: bool = False) -> AppliedRegistry | None:
+        """The applied version, or None when nothing has been applied.
+
+        Args:
+            read_only: open the file read-only (a server polling for new versions):
+                it then never holds the write lock a materialization needs.
+        """
         if not self.database.exists():
             return None
-        return self.run(self._read_latest)
+        return self.run(self._read_latest, read_only=read_only)
 
     def apply(self, registry: Registry, text: str) -> ApplyResult:
         """Record `registry` (read from `text`) as the new applied version, if it differs.
@@ -216,17 +226,22 @@ class AppliedState:
             raise
         return ApplyResult(plan, version, applied=True)
 
-    def run(self, work: Callable[[duckdb.DuckDBPyConnection], _Result]) -> _Result:
+    def run(self, work: Callable[[duckdb.DuckDBPyConnection], _Result],
+            read_only: bool = False) -> _Result:
         """Run `work` on a fresh connection, retrying while the file is locked or a
         concurrent transaction in this process conflicts."""
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
             try:
-                with self._connection() as connection:
+                with self._connection(read_only) as connection:
                     return work(connection)
-            except (duckdb.IOException, duckdb.TransactionException) as error:
-                retryable = isinstance(error, duckdb.TransactionException) or _is_lock(error)
+            except (duckdb.IOException, duckdb.TransactionException,
+                    duckdb.ConnectionException) as error:
+                # A connection of another configuration (read-only beside read-write)
+                # open in this process refuses a new one until it closes: a lock too.
+                retryable = _is_lock(error) or isinstance(
+                    error, duckdb.TransactionException | duckdb.ConnectionException)
                 if not retryable:
                     raise FeatureStoreError(
                         f"cannot use the offline store {self.database}: {_first_line(error)}"
@@ -240,9 +255,11 @@ class AppliedState:
             delay = min(delay * 2, 0.5)
 
     @contextmanager
-    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        connection = duckdb.connect(str(self.database))
+    def _connection(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        connection = duckdb.connect(str(self.database), read_only=read_only)
         try:
+            if self.search_dir is not None:
+                connection.execute("SET file_search_path = ?", [str(self.search_dir)])
             yield connection
         finally:
             connection.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from numbers import Real
 from typing import Any
 
@@ -25,8 +25,6 @@ MAX_ENTITIES = 1000
 """Most entities (rows) one lookup may ask for; larger batches are split by the caller."""
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
 _PLAIN_NUMBERS = (float, int, type(None))
 _KEY_KINDS = {ColumnType.INT: "an integer", ColumnType.STRING: "a string"}
 _FIELD_KINDS = {
@@ -41,29 +39,22 @@ def lookup_time(at: object) -> int:
     """The lookup time in microseconds since the epoch, UTC.
 
     Args:
-        at: None (now), a datetime (naive = UTC), an ISO-8601 string (no offset = UTC),
-            a date, a numpy or pandas timestamp, or an int of microseconds since the epoch.
+        at: None (now), an ISO-8601 string (no offset = UTC) or a datetime (naive =
+            UTC); see `featurestore.times.to_micros`.
 
     Raises:
-        RequestError: anything else, or text that is not ISO-8601 (code ``invalid_time``).
+        RequestError: anything else, such as a number or "today" (code ``invalid_time``).
     """
     if at is None:
         return now_micros()
-    if isinstance(at, str):
-        # The common case over HTTP; the standard parser is several times faster than
-        # the general conversion below, which still takes what it refuses.
-        try:
-            return _micros(dt.datetime.fromisoformat(at))
-        except ValueError:
-            pass
     try:
-        return to_micros(at, "'at'")
+        return to_micros(at, "at")
     except InputError as error:
         raise RequestError("invalid_time", str(error)) from None
 
 
 def entity_columns(
-    entities: object, key_types: Mapping[str, ColumnType]
+    entities: object, key_types: Mapping[str, ColumnType], ignored: Collection[str] = ()
 ) -> tuple[dict[str, list[int | str]], int]:
     """Check entity key columns against the keys the features need.
 
@@ -71,6 +62,9 @@ def entity_columns(
         entities: mapping of key column → list of values.
         key_types: the key columns needed, in output order → INT or STRING (the type of
             that column in the source).
+        ignored: key columns that may be given although these features do not read
+            them (the registry's other entity keys: a client may send the same
+            entities whatever it asks for); they are left out of the answer.
 
     Returns:
         The key columns in `key_types` order as lists of Python ints and strs, and the
@@ -80,6 +74,9 @@ def entity_columns(
         RequestError: not a mapping, a missing or unknown key column, a value of the
             wrong type, columns of different lengths, or more than MAX_ENTITIES.
     """
+    if ignored and isinstance(entities, Mapping):
+        entities = {name: values for name, values in entities.items()
+                    if name in key_types or name not in ignored}
     _check_names(entities, key_types, "entities", "key columns", "entity key column",
                  ("invalid_entities", "unknown_entity_key"),
                  "none (the features need no entity)")
@@ -92,7 +89,8 @@ def entity_columns(
 
 
 def request_columns(
-    request: object, field_types: Mapping[str, ColumnType], rows: int | None
+    request: object, field_types: Mapping[str, ColumnType], rows: int | None,
+    ignored: Collection[str] = (),
 ) -> tuple[dict[str, np.ndarray], int | None]:
     """Check request fields and convert them to the float64 arrays kernels read.
 
@@ -101,6 +99,8 @@ def request_columns(
         field_types: the fields the request features need → their types.
         rows: the number of entities, or None when the lookup has no entity keys
             (then the fields' common length decides).
+        ignored: fields that may be given although these features do not read them
+            (the registry's other request fields); they are left out.
 
     Returns:
         field → float64 array (NaN for null; booleans 1/0; timestamps in microseconds),
@@ -112,6 +112,9 @@ def request_columns(
     """
     if request is None:
         request = {}
+    if ignored and isinstance(request, Mapping):
+        request = {name: values for name, values in request.items()
+                   if name in field_types or name not in ignored}
     _check_names(request, field_types, "request", "field names", "request field",
                  ("invalid_request_fields", "unknown_request_field"), "none")
     arrays: dict[str, np.ndarray] = {}
@@ -264,9 +267,3 @@ def _common_length(columns: Mapping[str, Sequence[Any] | np.ndarray], label: str
         shown = ", ".join(f"{name}: {length}" for name, length in lengths.items())
         raise RequestError("length_mismatch", f"{label} have different lengths ({shown})")
     return next(iter(lengths.values()), 0)
-
-
-def _micros(moment: dt.datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return (moment - _EPOCH) // _MICROSECOND

@@ -23,32 +23,22 @@ import orjson
 
 from featurestore.errors import InputError
 from featurestore.online import OnlineStore, ReadResult
+from featurestore.online.published import check_view, dictionary_name, end_name, state_name
 from featurestore.references import FeatureSelection, select_features
 from featurestore.registry import Registry
-from featurestore.serving.errors import NotMaterializedError, RegistryMismatchError, RequestError
+from featurestore.serving.errors import NotMaterializedError, RequestError
 from featurestore.serving.inputs import entity_columns, lookup_time, request_columns
 from featurestore.serving.values import python_values
 from featurestore.times import format_micros
+from featurestore.view_states import state_keys
 from transforms import CompiledGraph
+from transforms.graph import RequestInputs
 from transforms.spec import ColumnType
 
 if TYPE_CHECKING:
-    from featurestore.store import FeatureStore
-
-GRAPH_HASH = "graph_hash"
-"""Metadata name: the kernels' hash (`CompiledGraph.hash`) that loaded the states."""
+    from featurestore.context import StoreContext
 
 _PLAN_CACHE_SIZE = 256
-
-
-def end_name(view: str) -> str:
-    """Metadata name of a view's materialization end (decimal microseconds, UTF-8)."""
-    return f"end:{view}"
-
-
-def dictionary_name(view: str) -> str:
-    """Metadata name of a view's string dictionaries (JSON: column → list of values)."""
-    return f"dictionaries:{view}"
 
 
 @dataclass(frozen=True)
@@ -77,7 +67,8 @@ class LookupPlan:
     Attributes:
         key_types: entity key columns needed, in output order → INT or STRING.
         reads: the feature views whose states are read, in first-use order.
-        request_views: names of the request views to evaluate.
+        request_views: the request views to evaluate → what their requested features
+            read (only those inputs are required and computed; the others are null).
         field_types: request fields needed → their types.
         metadata_names: metadata read with the states (hash, ends, dictionaries).
         outputs: the feature columns, in request order.
@@ -85,7 +76,7 @@ class LookupPlan:
 
     key_types: dict[str, ColumnType]
     reads: tuple[_ViewRead, ...]
-    request_views: tuple[str, ...]
+    request_views: dict[str, RequestInputs]
     field_types: dict[str, ColumnType]
     metadata_names: tuple[str, ...]
     outputs: tuple[_Output, ...]
@@ -105,8 +96,16 @@ class OnlineLookup:
     def __init__(self, registry: Registry, kernels: CompiledGraph) -> None:
         self.registry = registry
         self.kernels = kernels
-        self._hash = kernels.hash.encode()
+        # The state key each view's published states must carry to fit these kernels.
+        self.state_keys = state_keys(registry, {name: view.fingerprint
+                                                for name, view in kernels.views.items()})
         self._plans: dict[tuple, LookupPlan] = {}
+        # Names a client may send whatever it asks for: the same entities and request
+        # fields for every selection. Those a selection does not read are ignored.
+        self._entity_keys = frozenset(key for entity in registry.entities.values()
+                                      for key in entity.keys)
+        self._fields = frozenset(field for view in registry.request_views.values()
+                                 for field in view.request)
         # Decoded dictionaries by view, with the raw blob they came from: a lookup
         # re-parses one only when the stored blob changed (a push added a value).
         self._dictionaries: dict[str, tuple[bytes, dict[str, list[str]]]] = {}
@@ -147,14 +146,16 @@ class OnlineLookup:
     ) -> dict[str, list]:
         """Feature values for entities at a time; see `get_online_features`."""
         plan = self.plan(features, service, full_names)
-        keys, rows = entity_columns(entities if entities is not None else {}, plan.key_types)
-        fields, _ = request_columns(request, plan.field_types, rows if plan.reads else None)
+        keys, rows = entity_columns(entities if entities is not None else {}, plan.key_types,
+                                    self._entity_keys)
+        fields, field_rows = request_columns(request, plan.field_types,
+                                             rows if plan.reads else None, self._fields)
         at_us = lookup_time(at)
         values = self._view_values(online, plan, keys, at_us) if plan.reads else {}
-        for name in plan.request_views:
-            compiled = self.kernels.request_views[name]
-            dependencies = {ref: values[ref[0]][self._row(*ref)] for ref in compiled.dependencies}
-            values[name] = compiled.evaluate(fields, dependencies)
+        for name, inputs in plan.request_views.items():
+            dependencies = {ref: values[ref[0]][self._row(*ref)] for ref in inputs.features}
+            values[name] = self.kernels.request_views[name].evaluate_given(
+                fields, dependencies, rows if field_rows is None else field_rows)
         out: dict[str, list] = dict(keys)
         rows_of = {name: matrix.tolist() for name, matrix in values.items()}
         for output in plan.outputs:
@@ -193,18 +194,13 @@ class OnlineLookup:
                 "nothing is materialized in the online store yet: run `featurestore materialize`"
             )
         metadata = result.metadata
-        if metadata[GRAPH_HASH] != self._hash:
-            raise RegistryMismatchError(registry_mismatch_message(metadata[GRAPH_HASH], self._hash))
         for read in plan.reads:
-            end = metadata[end_name(read.name)]
-            if end is None:
-                raise NotMaterializedError(f"feature view '{read.name}' is not materialized: "
-                                           "run `featurestore materialize`")
-            if at_us < int(end):
+            end = check_view(metadata, read.name, self.state_keys[read.name])
+            if at_us < end:
                 raise RequestError(
                     "time_before_materialization",
                     f"'at' is before the online state of '{read.name}', materialized up to "
-                    f"{format_micros(int(end))}; online lookups answer from then on (use a "
+                    f"{format_micros(end)}; online lookups answer from then on (use a "
                     "training set for earlier times)",
                 )
             name = dictionary_name(read.name)
@@ -222,11 +218,17 @@ class OnlineLookup:
 
     def _build_plan(self, selection: FeatureSelection) -> LookupPlan:
         registry, kernels = self.registry, self.kernels
-        request_views = selection.request_views(registry)
+        # A request view is evaluated whole, but only what the requested features read
+        # is asked for and read; the other inputs are null and their features dropped.
+        request_views = {
+            name: kernels.request_views[name].inputs_of(
+                feature for view, feature in selection.refs if view == name)
+            for name in selection.request_views(registry)
+        }
         view_names = selection.feature_views(registry)
-        for name in request_views:
-            for view, _ in kernels.request_views[name].dependencies:
-                if view not in view_names:
+        for name, inputs in request_views.items():
+            for view, feature in kernels.request_views[name].dependencies:
+                if (view, feature) in inputs.features and view not in view_names:
                     view_names.append(view)
         key_types: dict[str, ColumnType] = {}
         reads = []
@@ -241,13 +243,14 @@ class OnlineLookup:
             for (view, feature), column in zip(selection.refs, selection.columns, strict=True)
         )
         strings = {output.view for output in outputs if output.dictionary_column is not None}
-        metadata = [GRAPH_HASH] if reads else []
-        metadata += [end_name(name) for name in view_names]
+        metadata = [name for view in view_names for name in (state_name(view), end_name(view))]
         metadata += [dictionary_name(name) for name in view_names if name in strings]
         field_types: dict[str, ColumnType] = {}
-        for name in request_views:
-            field_types.update(kernels.request_views[name].request_fields)
-        return LookupPlan(key_types, tuple(reads), tuple(request_views), field_types,
+        for name, inputs in request_views.items():
+            field_types.update((field, kind) for field, kind
+                               in kernels.request_views[name].request_fields
+                               if field in inputs.fields)
+        return LookupPlan(key_types, tuple(reads), request_views, field_types,
                           tuple(metadata), outputs)
 
     def _output(self, column: str, view: str, feature: str) -> _Output:
@@ -262,7 +265,7 @@ class OnlineLookup:
 
 
 def get_online_features(
-    store: FeatureStore,
+    store: StoreContext,
     features: Sequence[str] | str | None = None,
     service: str | None = None,
     entities: Mapping[str, object] | None = None,
@@ -278,8 +281,8 @@ def get_online_features(
         service: a service name instead of `features`.
         entities: entity key column → list of key values (at most `MAX_ENTITIES`).
         request: request field → list of values, one per entity, for request features.
-        at: the lookup time: None (now), a datetime (naive = UTC), an ISO-8601 string
-            or microseconds since the epoch; not before the materialization end.
+        at: the lookup time: None (now), an ISO-8601 string (no offset means UTC) or
+            a datetime (naive = UTC); not before the materialization end.
         full_names: name feature columns `view__feature` instead of the bare name.
 
     Returns:
@@ -300,25 +303,15 @@ def get_online_features(
     )
 
 
-_ENGINES: weakref.WeakKeyDictionary[FeatureStore, OnlineLookup] = weakref.WeakKeyDictionary()
+_ENGINES: weakref.WeakKeyDictionary[StoreContext, OnlineLookup] = weakref.WeakKeyDictionary()
 
 
-def lookup_engine(store: FeatureStore) -> OnlineLookup:
+def lookup_engine(store: StoreContext) -> OnlineLookup:
     """The `OnlineLookup` of a store, built on first use and kept while the store lives."""
     engine = _ENGINES.get(store)
     if engine is None:
         engine = _ENGINES[store] = OnlineLookup(store.registry, store.kernels())
     return engine
-
-
-def registry_mismatch_message(stored: bytes | None, expected: bytes) -> str:
-    """Why the online store's states cannot be used with these kernels, and the fix."""
-    shown = stored.decode(errors="replace") if stored else "unknown"
-    return (
-        f"the online store was loaded by other definitions (graph {shown}, this registry "
-        f"compiles to {expected.decode()}): run `featurestore apply` and "
-        "`featurestore materialize`"
-    )
 
 
 def _key_tuples(keys: dict[str, list], columns: tuple[str, ...]) -> list[tuple]:

@@ -32,25 +32,26 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore.errors import InputError, OnlineStoreUnavailable
+from featurestore.errors import (
+    InputError,
+    NotMaterializedError,
+    OnlineStoreUnavailable,
+    RegistryMismatchError,
+)
 from featurestore.offline import append_segment, validate_rows
 from featurestore.offline.dictionaries import encode_strings
 from featurestore.offline.timestamps import epoch_micros
 from featurestore.online import OnlineStore
+from featurestore.online.published import check_view, dictionary_name, end_name, state_name
 from featurestore.registry import Registry
 from featurestore.registry.suggestions import did_you_mean
-from featurestore.serving.errors import RegistryMismatchError, RequestError
-from featurestore.serving.lookup import (
-    GRAPH_HASH,
-    dictionary_name,
-    end_name,
-    registry_mismatch_message,
-)
+from featurestore.serving.errors import RequestError
+from featurestore.view_states import state_keys
 from transforms import CompiledGraph, CompiledView
 from transforms.spec import ColumnType
 
 if TYPE_CHECKING:
-    from featurestore.store import FeatureStore
+    from featurestore.context import StoreContext
 
 ROWS_PER_UPDATE = 5000
 """Rows folded per atomic update: bounds the keys one transaction watches and writes."""
@@ -87,7 +88,7 @@ class _ViewBatch:
     table: pa.Table  # the rows in the same order
 
 
-def push(store: FeatureStore, source: str, rows: object) -> PushResult:
+def push(store: StoreContext, source: str, rows: object) -> PushResult:
     """Ingest events of a source: durably, then into the online states.
 
     Args:
@@ -115,13 +116,15 @@ def push(store: FeatureStore, source: str, rows: object) -> PushResult:
     if table.num_rows == 0:
         return PushResult(source, 0, None, online=False, entities=0)
     online = store.online_store()
-    published = _check_online(online, kernels)
+    expected = state_keys(registry, {name: view.fingerprint
+                                     for name, view in kernels.views.items()})
+    published = _check_online(online, views, expected)
     segment = append_segment(store.offline_path.parent, source, table)
     if not published:
         return PushResult(source, table.num_rows, segment, online=False, entities=0)
     try:
-        folded = _fold_into_states(online, kernels, registry, views, table, source)
-    except (OnlineStoreUnavailable, RegistryMismatchError) as error:
+        folded = _fold_into_states(online, kernels, registry, views, table, source, expected)
+    except (OnlineStoreUnavailable, RegistryMismatchError, NotMaterializedError) as error:
         # The rows are on disk already: a retry would store them twice.
         raise type(error)(
             f"{error}; the {table.num_rows} rows are stored ({segment.name}) and reach the "
@@ -161,14 +164,15 @@ def _validated(registry: Registry, kernels: CompiledGraph, source: str, rows: ob
         raise RequestError("invalid_rows", str(error)) from None
 
 
-def _check_online(online: OnlineStore, kernels: CompiledGraph) -> bool:
-    """Whether a version is published; refuses states loaded by other kernels."""
-    result = online.read([], [GRAPH_HASH])
+def _check_online(online: OnlineStore, views: Sequence[CompiledView],
+                  expected: Mapping[str, str]) -> bool:
+    """Whether a version is published; refuses states built by other definitions."""
+    result = online.read([], [name for view in views
+                              for name in (state_name(view.name), end_name(view.name))])
     if result.version is None:
         return False
-    stored = result.metadata[GRAPH_HASH]
-    if stored != kernels.hash.encode():
-        raise RegistryMismatchError(registry_mismatch_message(stored, kernels.hash.encode()))
+    for view in views:
+        check_view(result.metadata, view.name, expected[view.name])
     return True
 
 
@@ -179,6 +183,7 @@ def _fold_into_states(
     views: Sequence[CompiledView],
     table: pa.Table,
     source: str,
+    expected: Mapping[str, str],
 ) -> int | None:
     """Fold the rows into the published states, batch by batch; None if none is published.
 
@@ -188,9 +193,8 @@ def _fold_into_states(
     timestamp = registry.sources[source].timestamp
     table = table.take(pc.sort_indices(table, [(timestamp, "ascending")]))
     schema = kernels.graph.spec.schema(source)
-    metadata = [GRAPH_HASH]
-    for view in views:
-        metadata += [end_name(view.name), dictionary_name(view.name)]
+    metadata = [name for view in views for name in
+                (state_name(view.name), end_name(view.name), dictionary_name(view.name))]
     updated = 0
     for start in range(0, table.num_rows, ROWS_PER_UPDATE):
         chunk = table.slice(start, ROWS_PER_UPDATE)
@@ -206,7 +210,7 @@ def _fold_into_states(
             stored: dict[str, bytes | None],
             batches: list[_ViewBatch] = batches,
         ) -> tuple[list[bytes | None], dict[str, bytes]]:
-            return _fold(states, stored, batches, schema, kernels.hash.encode())
+            return _fold(states, stored, batches, schema, expected)
 
         if not online.update_many(requests, fold, metadata):
             return None
@@ -237,15 +241,15 @@ def _fold(
     stored: dict[str, bytes | None],
     batches: Sequence[_ViewBatch],
     schema: dict[str, ColumnType],
-    expected_hash: bytes,
+    expected: Mapping[str, str],
 ) -> tuple[list[bytes | None], dict[str, bytes]]:
     """The update function: new states (and grown dictionaries) from the current ones.
 
     Pure, as `update_many` requires: it may run again after a conflict.
     """
-    if stored[GRAPH_HASH] != expected_hash:
-        # A materialization of other definitions was published since the check.
-        raise RegistryMismatchError(registry_mismatch_message(stored[GRAPH_HASH], expected_hash))
+    # A materialization of other definitions may have been published since the check.
+    ends = {batch.view.name: check_view(stored, batch.view.name, expected[batch.view.name])
+            for batch in batches}
     new_states: list[bytes | None] = []
     new_metadata: dict[str, bytes] = {}
     offset = 0
@@ -257,14 +261,8 @@ def _fold(
         dictionaries: dict[str, list[str]] = orjson.loads(blob) if blob else {}
         sizes = {name: len(dictionaries.setdefault(name, [])) for name in view.string_columns}
         columns = _kernel_columns(view, batch.table, schema, dictionaries)
-        end = stored[end_name(view.name)]
-        if end is None:
-            raise RegistryMismatchError(
-                f"feature view '{view.name}' has no materialized state: run "
-                "`featurestore materialize`"
-            )
         result = view.update_states(old, batch.entity, batch.ts, columns, dictionaries,
-                                    int(end))
+                                    ends[view.name])
         blobs: list[bytes | None] = [None] * len(batch.keys)
         for entity, state in zip(result.entities.tolist(), result.blobs, strict=True):
             blobs[entity] = state

@@ -5,16 +5,22 @@ end), the features are computed twice: online, by a real lookup against the onli
 store's states, and offline, by the training kernels over the raw events before T. The
 promise is that both agree to a relative 1e-9 (in practice bit for bit).
 
-Entities with pushed events at or after T are left out: their online state is ahead of
-the materialization on purpose, and the comparison would flag the push, not a skew.
+Entities with events the materialization did not fold are left out and counted:
+pushed at or after T (their online state is ahead on purpose), or reached the record
+since (a late push, a new file, a corrected table row: the next materialization
+recomputes them). A source change that cannot be traced to entities (a rewritten file)
+reports the view as stale. The states compared are those published, with the kernels
+of the registry version that built them.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -22,29 +28,34 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from featurestore.compilation import source_spec
+from featurestore.errors import InputError
 from featurestore.offline import count_rows, read_partitions, suggest_partitions
 from featurestore.offline.materialize import STATES_TABLE
-from featurestore.offline.segments import list_segments
-from featurestore.offline.sources import quote_identifier, quote_literal
+from featurestore.offline.sources import SourceSpec
+from featurestore.offline.unmaterialized import unmaterialized
 from featurestore.online import decode_entity_key
-from featurestore.serving.errors import NotMaterializedError, RegistryMismatchError, RequestError
-from featurestore.serving.inputs import MAX_ENTITIES, lookup_time
-from featurestore.serving.lookup import (
-    GRAPH_HASH,
+from featurestore.online.published import (
+    REGISTRY,
+    check_view,
     dictionary_name,
     end_name,
-    get_online_features,
-    registry_mismatch_message,
+    published_registry,
+    state_name,
 )
+from featurestore.registry.state import registry_hash
+from featurestore.serving.errors import NotMaterializedError, RequestError
+from featurestore.serving.inputs import MAX_ENTITIES, lookup_time
+from featurestore.serving.lookup import get_online_features, lookup_engine
 from featurestore.serving.values import python_values
 from featurestore.times import format_micros
 from transforms.spec import ColumnType
 
 if TYPE_CHECKING:
-    from featurestore.store import FeatureStore
+    from featurestore.context import StoreContext
 
 RELATIVE_TOLERANCE = 1e-9
+ALL = "all"
+"""`verify(entities=ALL)` checks every entity with online state."""
 _MINUTE, _HOUR, _DAY = 60_000_000, 3_600_000_000, 86_400_000_000
 # Default lookup times after the end: at it, inside the shortest hops, across hour, day
 # and week boundaries, and past a 30-day window.
@@ -85,20 +96,27 @@ class VerifyReport:
     times: dict[str, tuple[int, ...]] = field(default_factory=dict)
     values: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
+    stale: dict[str, str] = field(default_factory=dict)
+    registry_version: int | None = None
 
     @property
     def ok(self) -> bool:
-        """True when nothing differs."""
-        return not self.mismatches
+        """True when nothing differs and no view is stale."""
+        return not self.mismatches and not self.stale
 
     def render(self, limit: int = 20) -> str:
         """A readable account: per view what was compared, then up to `limit` mismatches."""
         lines = []
+        if self.registry_version is not None:
+            lines.append(f"online states of registry version {self.registry_version}")
         for view, count in self.entities.items():
             skipped = self.skipped.get(view, 0)
-            note = f" ({skipped} with events pushed after the end left out)" if skipped else ""
+            note = (f" ({skipped} with events not yet materialized left out)" if skipped
+                    else "")
             lines.append(f"{view}: {count} entities at {len(self.times[view])} times{note}")
-        if self.ok:
+        for view, reason in self.stale.items():
+            lines.append(f"{view}: stale: {reason}; run `featurestore materialize`")
+        if not self.mismatches:
             lines.append(f"online == offline for all {self.values:,} values")
             return "\n".join(lines)
         lines.append(f"{len(self.mismatches):,} of {self.values:,} values differ:")
@@ -108,46 +126,52 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify(store: FeatureStore, entities: int = 100, at: Sequence[object] | object = None,
-           seed: int = 0) -> VerifyReport:
-    """Compare online and offline feature values for sampled entities.
+def verify(store: StoreContext, entities: int | str = 100,
+           at: Sequence[object] | object = None, seed: int = 0) -> VerifyReport:
+    """Compare online and offline feature values for sampled (or all) entities.
+
+    What is compared is what the online store serves: its states, with the kernels of
+    the registry version that built them (which may be older than the registry file,
+    when a newer version is applied but not materialized).
 
     Args:
-        store: the feature store (materialized).
-        entities: how many entities to sample per feature view.
-        at: lookup times (one or a list; datetimes, ISO-8601 strings or microseconds),
-            each at or after the materialization end; default: the end and a few
-            times after it.
+        store: the feature store's context.
+        entities: how many entities to sample per feature view, or "all" for every
+            entity with online state.
+        at: lookup times (one or a list of datetimes or ISO-8601 strings), each at or
+            after the materialization end; default: the end and a few times after it.
         seed: the sample's seed.
 
     Returns:
-        The report; `report.ok` tells whether everything matched.
+        The report; `report.ok` tells whether everything matched and nothing is stale.
 
     Raises:
         NotMaterializedError: nothing is materialized.
-        RegistryMismatchError: the online store was loaded by other definitions.
+        InputError: `entities` is neither a positive count nor "all".
         RequestError: a time before the materialization end.
     """
-    kernels = store.kernels()
+    if entities != ALL and (not isinstance(entities, int) or isinstance(entities, bool)
+                            or entities < 1):
+        raise InputError(f"entities: expected a positive number or 'all', got {entities!r}")
+    published = published_registry(store.online_store().read([], [REGISTRY]).metadata)
+    if published is not None and published.registry_hash != registry_hash(store.registry_text):
+        store = store.for_definitions(published.registry(), published.text,
+                                      published.column_types())
+    expected = lookup_engine(store).state_keys
     views = list(store.registry.feature_views)
-    names = [GRAPH_HASH, *(end_name(v) for v in views), *(dictionary_name(v) for v in views)]
+    names = [name for view in views
+             for name in (state_name(view), end_name(view), dictionary_name(view))]
     metadata = store.online_store().read([], names)
     if metadata.version is None:
         raise NotMaterializedError("nothing is materialized: run `featurestore materialize`")
-    stored_hash = metadata.metadata[GRAPH_HASH]
-    if stored_hash != kernels.hash.encode():
-        raise RegistryMismatchError(registry_mismatch_message(stored_hash, kernels.hash.encode()))
     requested = [] if at is None else list(at) if isinstance(at, list | tuple) else [at]
-    report = VerifyReport()
+    report = VerifyReport(registry_version=published.version if published else None)
     for view in views:
-        end = metadata.metadata[end_name(view)]
-        if end is None:
-            raise NotMaterializedError(f"view '{view}' is not materialized: run "
-                                       "`featurestore materialize`")
-        times = _times(int(end), requested)
+        end = check_view(metadata.metadata, view, expected[view])
+        times = _times(end, requested)
         blob = metadata.metadata[dictionary_name(view)]
         dictionaries = orjson.loads(blob) if blob else {}
-        _verify_view(store, view, int(end), times, dictionaries, entities, seed, report)
+        _verify_view(store, view, end, times, dictionaries, entities, seed, report)
     return report
 
 
@@ -162,22 +186,28 @@ def _times(end: int, requested: list[object]) -> tuple[int, ...]:
     return times
 
 
-def _verify_view(store: FeatureStore, view: str, end: int, times: tuple[int, ...],
-                 dictionaries: dict[str, list[str]], sample_size: int, seed: int,
+def _verify_view(store: StoreContext, view: str, end: int, times: tuple[int, ...],
+                 dictionaries: dict[str, list[str]], sample_size: int | str, seed: int,
                  report: VerifyReport) -> None:
     registry = store.registry
     keys = registry.entities[registry.feature_views[view].entity].keys
+    compiled = store.kernels().views[view]
 
-    def offline(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple], int, np.ndarray]:
+    def offline(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple], int, np.ndarray | None]:
+        with tempfile.TemporaryDirectory(prefix="featurestore-verify-") as scratch:
+            pending = unmaterialized(con, store, compiled, Path(scratch))
+        if pending.stale is not None:
+            report.stale[view] = pending.stale
+            return [], 0, None
         sample = _sample_keys(con, view, sample_size, seed)
-        pushed = _pushed_after(store, view, keys, end, con)
-        kept = [key for key in sample if key not in pushed]
-        values = _offline_values(con, store, view, kept, end, times, dictionaries)
+        kept = [key for key in sample if key not in pending.entities]
+        values = _offline_values(con, store, view, pending.spec, kept, end, times, dictionaries)
         return kept, len(sample) - len(kept), values
 
     kept, skipped, offline_values = store.offline_database().run(offline)
+    if offline_values is None:
+        return
     report.entities[view], report.skipped[view], report.times[view] = len(kept), skipped, times
-    compiled = store.kernels().views[view]
     for t_index, at_us in enumerate(times):
         online = _online_values(store, view, keys, kept, at_us)
         for f_index, feature in enumerate(compiled.feature_names):
@@ -193,43 +223,31 @@ def _verify_view(store: FeatureStore, view: str, end: int, times: tuple[int, ...
                         Mismatch(view, feature, key, at_us, online_value, offline_value))
 
 
-def _sample_keys(con: duckdb.DuckDBPyConnection, view: str, size: int, seed: int) -> list[tuple]:
-    """Entity keys drawn from the materialized states of a view, in a stable order."""
+def _sample_keys(con: duckdb.DuckDBPyConnection, view: str, size: int | str,
+                 seed: int) -> list[tuple]:
+    """Entity keys drawn from the materialized states of a view (all of them for "all"),
+    in a stable order."""
     rows = con.execute(f"SELECT entity FROM {STATES_TABLE} WHERE view = ?", [view]).fetchall()
     keys = sorted((decode_entity_key(bytes(row[0])) for row in rows), key=repr)
-    return random.Random(seed).sample(keys, min(size, len(keys)))
+    if size == ALL:
+        return keys
+    return random.Random(seed).sample(keys, min(int(size), len(keys)))
 
 
-def _pushed_after(store: FeatureStore, view: str, keys: Sequence[str], end: int,
-                  con: duckdb.DuckDBPyConnection) -> set[tuple]:
-    """Keys of entities with pushed events at or after `end` (their state is ahead)."""
-    source = store.registry.feature_views[view].source
-    segments = list_segments(source_spec(store.registry, source, store.offline_path).pushed_dir)
-    if not segments:
-        return set()
-    timestamp = quote_identifier(store.registry.sources[source].timestamp)
-    files = ", ".join(quote_literal(str(path)) for path in segments)
-    columns = ", ".join(quote_identifier(key) for key in keys)
-    rows = con.execute(f"SELECT DISTINCT {columns} FROM read_parquet([{files}]) "
-                       f"WHERE epoch_us({timestamp}) >= {int(end)}").fetchall()
-    return {tuple(row) for row in rows}
-
-
-def _offline_values(con: duckdb.DuckDBPyConnection, store: FeatureStore, view: str,
-                    sample: list[tuple], end: int, times: tuple[int, ...],
+def _offline_values(con: duckdb.DuckDBPyConnection, store: StoreContext, view: str,
+                    spec: SourceSpec, sample: list[tuple], end: int, times: tuple[int, ...],
                     dictionaries: dict[str, list[str]]) -> np.ndarray:
-    """Training values from the raw events before `end`: float64 [features, keys, times].
+    """Training values from the raw events before `end` that the materialization read
+    (`spec` pins its pushed segments): float64 [features, keys, times].
 
     `dictionaries` are the online ones, so string codes agree; values they lack are
     appended to them in place.
     """
     registry, compiled = store.registry, store.kernels().views[view]
-    source = registry.feature_views[view].source
     keys = registry.entities[registry.feature_views[view].entity].keys
     out = np.full((len(compiled.feature_names), len(sample), len(times)), np.nan)
     if not sample:
         return out
-    spec = source_spec(registry, source, store.offline_path)
     wanted = pa.table({key: [entity[i] for entity in sample] for i, key in enumerate(keys)})
     found = np.zeros(len(sample), dtype=bool)
     for name in compiled.string_columns:
@@ -259,7 +277,7 @@ def _offline_values(con: duckdb.DuckDBPyConnection, store: FeatureStore, view: s
     return out
 
 
-def _online_values(store: FeatureStore, view: str, keys: Sequence[str], sample: list[tuple],
+def _online_values(store: StoreContext, view: str, keys: Sequence[str], sample: list[tuple],
                    at_us: int) -> dict[str, list]:
     """Every feature of `view` for the sampled entities, by real lookups at `at_us`."""
     names = list(store.registry.feature_views[view].features)
@@ -268,8 +286,8 @@ def _online_values(store: FeatureStore, view: str, keys: Sequence[str], sample: 
     for start in range(0, len(sample), MAX_ENTITIES):
         chunk = sample[start : start + MAX_ENTITIES]
         entities = {key: [entity[i] for entity in chunk] for i, key in enumerate(keys)}
-        answer = get_online_features(store, features=features, entities=entities, at=at_us,
-                                     full_names=True)
+        answer = get_online_features(store, features=features, entities=entities,
+                                     at=format_micros(at_us), full_names=True)
         for name, values in answer.items():
             columns.setdefault(name, []).extend(values)
     return columns

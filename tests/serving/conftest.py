@@ -107,25 +107,34 @@ def cli_environment() -> dict[str, str]:
 class ServerProcess:
     """`featurestore serve` in a subprocess on a free port of 127.0.0.1.
 
-    Started with `start()`, ready once GET /health answers; stopped by its PID.
+    Started with `start()`, ready once GET /health answers; stopped by its PID. With
+    `output`, what the process prints (stdout and stderr) goes to that file.
     """
 
-    def __init__(self, registry: Path) -> None:
+    def __init__(self, registry: Path, output: Path | None = None) -> None:
         self.registry = registry
+        self.output = output
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start the server and wait until it answers /health (any status)."""
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "featurestore", "serve", "--registry", str(self.registry),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            env=cli_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        command = [sys.executable, "-m", "featurestore", "serve", "--registry",
+                   str(self.registry), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.output is None:
+            self._process = subprocess.Popen(command, env=cli_environment(),
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        else:
+            with self.output.open("wb") as log:
+                self._process = subprocess.Popen(command, env=cli_environment(), stdout=log,
+                                                 stderr=subprocess.STDOUT)
         deadline = time.monotonic() + _SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                error = self._process.stderr.read().decode() if self._process.stderr else ""
+                error = (self.output.read_text() if self.output is not None
+                         else self._process.stderr.read().decode() if self._process.stderr
+                         else "")
                 raise RuntimeError(f"featurestore serve exited:\n{error}")
             try:
                 httpx.get(f"{self.url}/health", timeout=1.0)

@@ -33,5 +33,5 @@ def test_the_demo_runs_the_online_path(tmp_path: Path, monkeypatch: pytest.Monke
     assert counts["last_category"].endswith("-> electronics")
     # All 50 users are sampled but user 1, whose state is ahead by the pushed event.
     assert lines[-2:] == [
-        "      user_txn: 49 entities at 6 times (1 with events pushed after the end left out)",
+        "      user_txn: 49 entities at 6 times (1 with events not yet materialized left out)",
         f"      online == offline for all {49 * 6 * 8:,} values"]

@@ -6,6 +6,7 @@ import math
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import redis
@@ -77,9 +78,9 @@ def test_full_names_and_services(shared_store: FeatureStore) -> None:
 
 def test_every_way_of_giving_the_time_agrees(shared_store: FeatureStore) -> None:
     at = DEMO_END + timedelta(hours=5, minutes=3)
-    micros = int(at.timestamp()) * 1_000_000
     forms = [at, at.replace(tzinfo=None), at.astimezone(timezone(timedelta(hours=-5))),
-             at.isoformat(), at.strftime("%Y-%m-%dT%H:%M:%SZ"), micros, pd.Timestamp(at)]
+             at.isoformat(), at.strftime("%Y-%m-%dT%H:%M:%SZ"), at.strftime("%Y-%m-%dT%H:%M"),
+             pd.Timestamp(at)]
     answers = [shared_store.get_online_features(
         features=["user_txn:amount_sum_7d", "user_txn:txn_count_1h"],
         entities={"user_id": [1, 2, 3]}, at=form) for form in forms]
@@ -93,18 +94,36 @@ def test_default_time_is_now(shared_store: FeatureStore) -> None:
     assert out == {"user_id": [1], "txn_count_1h": [0], "amount_max_1d": [None]}
 
 
-def test_a_request_view_needs_the_keys_of_every_view_it_reads(
-        shared_store: FeatureStore) -> None:
-    # txn_context is evaluated whole, as in training sets: log_amount_now alone still
-    # needs the user, because amount_z in the same view reads user_txn.
+def test_a_request_feature_needs_only_what_it_reads(shared_store: FeatureStore) -> None:
+    # log_amount_now reads only its request field, though amount_z in the same view
+    # reads user_txn: no entity is asked for. One given anyway (a client sending the
+    # same entities whatever it asks) is ignored; a name no entity has is refused.
+    out = shared_store.get_online_features(features=["txn_context:log_amount_now"],
+                                           request={"amount_now": [0.0, math.e - 1, None]})
+    assert out == {"log_amount_now": [0.0, 1.0, None]}
+    assert shared_store.get_online_features(
+        features=["txn_context:log_amount_now"], entities={"user_id": [1]},
+        request={"amount_now": [0.0]}) == {"log_amount_now": [0.0]}
     with pytest.raises(RequestError) as caught:
         shared_store.get_online_features(features=["txn_context:log_amount_now"],
+                                         entities={"usr_id": [1]}, request={"amount_now": [1.0]})
+    assert caught.value.code == "unknown_entity_key"
+    # Likewise a request field the selection does not read.
+    assert shared_store.get_online_features(
+        features=["user_txn:txn_count_1h"], entities={"user_id": [999_999]},
+        request={"amount_now": [1.0]}, at=DEMO_END) == {"user_id": [999_999], "txn_count_1h": [0]}
+    # amount_z reads user_txn: it still needs the user.
+    with pytest.raises(RequestError) as caught:
+        shared_store.get_online_features(features=["txn_context:amount_z"],
                                          request={"amount_now": [1.0]})
     assert caught.value.code == "missing_entity_key"
-    out = shared_store.get_online_features(features=["txn_context:log_amount_now"],
-                                           entities={"user_id": [1, 2, 3]},
-                                           request={"amount_now": [0.0, math.e - 1, None]})
-    assert out == {"user_id": [1, 2, 3], "log_amount_now": [0.0, 1.0, None]}
+    both = shared_store.get_online_features(
+        features=["txn_context:log_amount_now", "txn_context:amount_z"],
+        entities={"user_id": [1, 2]}, request={"amount_now": [0.0, 5.0]}, at=DEMO_END)
+    alone = shared_store.get_online_features(
+        features=["txn_context:amount_z"], entities={"user_id": [1, 2]},
+        request={"amount_now": [0.0, 5.0]}, at=DEMO_END)
+    assert both["amount_z"] == alone["amount_z"] and None not in alone["amount_z"]
 
 
 def test_keys_may_come_as_numpy_or_pandas(shared_store: FeatureStore) -> None:
@@ -147,7 +166,7 @@ BAD_LOOKUPS = [
     ({"service": "fraud_v1", "entities": _ONE}, "missing_request_field"),
     ({"service": "fraud_v1", "entities": _ONE, "request": {"amount_now": [1.0], "x": [1]}},
      "unknown_request_field"),
-    ({"features": ["user_txn:txn_count_1h"], "entities": _ONE, "request": _FIELDS},
+    ({"features": ["user_txn:txn_count_1h"], "entities": _ONE, "request": {"amount_nw": [1]}},
      "unknown_request_field"),
     ({"service": "fraud_v1", "entities": _ONE, "request": {"amount_now": ["10"]}},
      "wrong_type"),
@@ -157,6 +176,11 @@ BAD_LOOKUPS = [
      "invalid_time"),
     ({"service": "fraud_v1", "entities": _ONE, "request": _FIELDS, "at": 1.5},
      "invalid_time"),
+    # Readable more than one way: refused rather than guessed at.
+    *(({"service": "fraud_v1", "entities": _ONE, "request": _FIELDS, "at": at},
+       "invalid_time") for at in (
+        1_706_659_200_000_000, True, "today", "now", "05/04/2024", "2024-1-31",
+        DEMO_END.date(), np.datetime64("2024-01-31T00:00:00"), pd.NaT)),
     ({"service": "fraud_v1", "entities": _ONE, "request": _FIELDS,
       "at": DEMO_END - timedelta(microseconds=1)}, "time_before_materialization"),
 ]
@@ -180,12 +204,13 @@ def test_nothing_materialized_is_a_clear_error(online_backend: object, tmp_path:
 
 
 def test_states_of_other_definitions_are_refused(demo_store: FeatureStore) -> None:
-    # What an older deployment leaves behind: states loaded by another compiled graph.
-    assert demo_store.online_store().write_metadata("graph_hash", b"0123456789abcdef0123")
+    # What other definitions of the view leave behind: states with another state key.
+    assert demo_store.online_store().write_metadata("state:user_txn", b"0123456789abcdef0123")
     arguments = {"features": ["user_txn:txn_count_1h"], "entities": {"user_id": [1]},
                  "at": DEMO_END}
-    with pytest.raises(RegistryMismatchError, match=r"graph 0123456789abcdef0123.*run "
-                                                    "`featurestore apply` and `featurestore "
+    with pytest.raises(RegistryMismatchError, match=r"feature view 'user_txn' were built by "
+                                                    r"other definitions of it \(state "
+                                                    "0123456789abcdef0123.*run `featurestore "
                                                     "materialize`"):
         demo_store.get_online_features(**arguments)
     demo_store.materialize(end=DEMO_END)

@@ -27,6 +27,7 @@ from tests.offline.training_project import (
     reference_values,
     write_events,
 )
+from tests.offline.training_project import at as utc_time
 from tests.serving.conftest import online_setting
 from tests.strategies import DAY
 
@@ -83,7 +84,7 @@ def test_lookups_equal_the_reference_over_events_before_the_end(
         offsets: list[int]) -> None:
     folder, store = project
     write_events(folder, events)
-    store.materialize(end=end, full=True)
+    store.materialize(end=utc_time(end), full=True)
     before_end = [event for event in events if event[1] < end]
     users = sorted({user for user, _, _ in events} | {UNSEEN_USER})
     merchants = [*MERCHANTS, UNSEEN_MERCHANT]
@@ -93,7 +94,7 @@ def test_lookups_equal_the_reference_over_events_before_the_end(
         at = end + offset
         by_user = store.get_online_features(
             features=[f"user_stats:{name}" for name in user_features],
-            entities={"user_id": users}, at=at)
+            entities={"user_id": users}, at=utc_time(at))
         for row, user in enumerate(users):
             expected = reference_values(store, "user_stats", "user_id", before_end, user, at)
             for name in user_features:
@@ -101,7 +102,7 @@ def test_lookups_equal_the_reference_over_events_before_the_end(
                 assert agrees(got, expected[name]), (name, user, at, got, expected[name])
         by_merchant = store.get_online_features(
             features=[f"merchant_stats:{name}" for name in merchant_features],
-            entities={"merchant": merchants}, at=at)
+            entities={"merchant": merchants}, at=utc_time(at))
         for row, merchant in enumerate(merchants):
             expected = reference_values(store, "merchant_stats", "merchant", before_end,
                                         merchant, at)

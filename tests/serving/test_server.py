@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -21,7 +21,7 @@ from schemathesis.generation import GenerationMode
 from featurestore import FeatureStore
 from featurestore.serving.http_errors import install_handlers, json_errors
 from featurestore.serving.server import MAX_BODY_BYTES, MAX_PUSH_ROWS, create_app
-from tests.conftest import RedisServer
+from tests.conftest import REDIS_TEST_PASSWORD, RedisServer
 from tests.serving.conftest import ALL_FEATURES, DEMO_END, ServerProcess, make_demo_store
 
 AT = (DEMO_END + timedelta(hours=2)).isoformat()
@@ -81,6 +81,12 @@ BAD_REQUESTS = [
                                request={"amount_now": [1.0] * 1001}), 413,
      "too_many_entities"),
     ("/online-features", with_(at="not a time"), 400, "invalid_time"),
+    # Readable more than one way (microseconds? May 4?): refused rather than guessed at.
+    ("/online-features", with_(at=1_706_659_200_000_000), 400, "invalid_time"),
+    ("/online-features", with_(at="05/04/2024"), 400, "invalid_time"),
+    ("/online-features", with_(at="today"), 400, "invalid_time"),
+    ("/online-features", with_(service=None, features=["txn_context:amount_z"], entities={},
+                               request={"amount_now": [1.0]}), 400, "missing_entity_key"),
     ("/online-features", with_(at="2020-01-01T00:00:00Z"), 400, "time_before_materialization"),
     # orjson reads integers past 64 bits as floats; 2**63 is past int64 keys.
     ("/online-features", with_(entities={"user_id": [1, 2**63]}), 400, "wrong_type"),
@@ -104,6 +110,21 @@ def test_bad_requests_get_a_coded_4xx(client: TestClient, path: str, body: bytes
                                       code: str) -> None:
     response = client.post(path, content=body, headers={"content-type": "application/json"})
     assert error_of(response) == (status, code)
+
+
+def test_a_request_feature_over_http_needs_only_what_it_reads(client: TestClient) -> None:
+    body = {"features": ["txn_context:log_amount_now"], "request": {"amount_now": [0.0, None]}}
+    response = client.post("/online-features", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"features": {"log_amount_now": [0.0, None]}}
+
+
+def test_the_time_error_names_the_accepted_forms(client: TestClient) -> None:
+    response = client.post("/online-features", content=with_(at="today"),
+                           headers={"content-type": "application/json"})
+    assert response.json()["error"]["message"] == (
+        "'at': expected an ISO-8601 timestamp such as '2024-03-31T12:00:00Z' (naive means "
+        "UTC) or a datetime, got 'today'")
 
 
 def test_a_bug_is_a_logged_json_500_without_a_trace(caplog: pytest.LogCaptureFixture) -> None:
@@ -130,11 +151,17 @@ def test_unknown_paths_and_methods_answer_in_the_same_shape(client: TestClient) 
 def test_health_registry_and_docs(client: TestClient, shared_store: FeatureStore) -> None:
     health = client.get("/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "materialized": True,
-                             "online_store": "local" if shared_store.online == "local"
-                             else "redis"}
+    answer = health.json()
+    age = answer["views"]["user_txn"].pop("age_seconds")
+    assert age == pytest.approx((datetime.now(UTC) - DEMO_END).total_seconds(), abs=60)
+    assert answer == {"status": "ok", "materialized": True,
+                      "online_store": "local" if shared_store.online == "local" else "redis",
+                      "served_version": 1, "applied_version": 1, "pending": None,
+                      "views": {"user_txn": {"materialized_until": DEMO_END.isoformat()}}}
     registry = client.get("/registry").json()
     assert registry["project"] == "fraud_demo"
+    assert (registry["served_version"], registry["applied_version"]) == (1, 1)
+    assert registry["views"]["user_txn"]["materialized_until"] == DEMO_END.isoformat()
     assert registry["graph_hash"] == shared_store.kernels().hash
     assert set(registry["definitions"]["feature_views"]["user_txn"]["features"]) == {
         name.split(":")[1] for name in ALL_FEATURES if name.startswith("user_txn:")}
@@ -258,3 +285,40 @@ def test_a_real_server_answers_over_http(clean_redis: RedisServer, tmp_path: Pat
     finally:
         server.stop()
     store.close()
+
+
+def test_a_real_server_never_shows_the_redis_password(password_redis: RedisServer,
+                                                      tmp_path: Path) -> None:
+    store = make_demo_store(tmp_path / "demo", password_redis.url)
+    shown = password_redis.url.replace(REDIS_TEST_PASSWORD, "***")
+    server = ServerProcess(store.registry_path, output=tmp_path / "serve.log")
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10.0) as http:
+            assert http.post("/online-features", json=LOOKUP).status_code == 200
+            password_redis.stop()
+            health = http.get("/health")
+            lookup = http.post("/online-features", json=LOOKUP)
+    finally:
+        server.stop()
+        store.close()
+    # Error messages name the store without its password.
+    assert health.status_code == 503 and shown in health.json()["error"]["message"]
+    assert error_of(lookup) == (503, "online_store_unavailable")
+    assert shown in lookup.json()["error"]["message"]
+    assert REDIS_TEST_PASSWORD not in health.text + lookup.text
+    # So does the line `serve` prints at startup.
+    log = (tmp_path / "serve.log").read_text()
+    assert log.splitlines()[0] == (f"serving fraud_demo from the {shown} online store on "
+                                   f"http://127.0.0.1:{server.port} (OpenAPI at /docs)")
+    assert REDIS_TEST_PASSWORD not in log
+
+
+def test_the_registry_shows_no_password(password_redis: RedisServer, tmp_path: Path) -> None:
+    store = make_demo_store(tmp_path / "demo", password_redis.url, materialize=False)
+    with TestClient(create_app(store)) as client:
+        answer = client.get("/registry")
+    store.close()
+    assert answer.json()["definitions"]["store"]["online"] == password_redis.url.replace(
+        REDIS_TEST_PASSWORD, "***")
+    assert REDIS_TEST_PASSWORD not in answer.text

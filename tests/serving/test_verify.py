@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from featurestore import FeatureStore
 from featurestore.cli import main
+from featurestore.errors import InputError
 from featurestore.serving.errors import NotMaterializedError, RequestError
 from featurestore.serving.verify import DEFAULT_OFFSETS_US
 from tests.serving.conftest import DEMO_END, DEMO_USERS, make_demo_store
@@ -44,7 +45,9 @@ def test_a_drifted_state_is_reported(demo_store: FeatureStore) -> None:
     report = demo_store.verify(entities=DEMO_USERS)
     assert not report.ok
     assert {mismatch.entity for mismatch in report.mismatches} == {(1,)}
-    line = report.render().splitlines()[1]
+    lines = report.render().splitlines()
+    assert lines[0] == "online states of registry version 1"
+    line = lines[2]
     assert line.startswith(f"{len(report.mismatches)} of {report.values:,} values differ:")
 
 
@@ -54,7 +57,7 @@ def test_entities_pushed_after_the_end_are_left_out(demo_store: FeatureStore) ->
     report = demo_store.verify(entities=DEMO_USERS)
     assert report.ok, report.render()
     assert report.skipped == {"user_txn": 1}
-    assert "1 with events pushed after the end left out" in report.render()
+    assert "1 with events not yet materialized left out" in report.render()
 
 
 def test_verify_needs_a_materialization(online_backend: object, tmp_path: Path) -> None:
@@ -70,7 +73,8 @@ def test_the_command_exits_non_zero_on_a_mismatch(demo_store: FeatureStore) -> N
     passed = runner.invoke(main, ["verify", "--registry", registry, "--entities", "20",
                                   "--at", DEMO_END.isoformat(), "--at", "2024-02-03T00:00:00Z"])
     assert passed.exit_code == 0, passed.output
-    assert passed.stdout == ("user_txn: 20 entities at 2 times\n"
+    assert passed.stdout == ("online states of registry version 1\n"
+                             "user_txn: 20 entities at 2 times\n"
                              f"online == offline for all {20 * 2 * FEATURE_COUNT} values\n")
     online = demo_store.online_store()
     states = online.read([("user_txn", (3,)), ("user_txn", (4,))]).states
@@ -79,3 +83,20 @@ def test_the_command_exits_non_zero_on_a_mismatch(demo_store: FeatureStore) -> N
                                   str(DEMO_USERS)])
     assert failed.exit_code == 1
     assert "values differ:" in failed.stdout and "entity (3,)" in failed.stdout
+
+
+def test_all_entities_are_checked_and_bad_counts_refused(demo_store: FeatureStore) -> None:
+    report = demo_store.verify(entities="all")
+    assert report.ok, report.render()
+    assert report.entities == {"user_txn": DEMO_USERS}
+    for wrong in (0, -3, "some", 2.5, True):
+        with pytest.raises(InputError, match="expected a positive number or 'all'"):
+            demo_store.verify(entities=wrong)  # type: ignore[arg-type]
+    runner = CliRunner()
+    registry = str(demo_store.registry_path)
+    passed = runner.invoke(main, ["verify", "--registry", registry, "--entities", "all"])
+    assert passed.exit_code == 0, passed.output
+    assert f"user_txn: {DEMO_USERS} entities at {len(DEFAULT_OFFSETS_US)} times" in passed.stdout
+    refused = runner.invoke(main, ["verify", "--registry", registry, "--entities", "none"])
+    assert refused.exit_code == 2
+    assert "expected a positive number or 'all', got 'none'" in refused.output

@@ -13,6 +13,7 @@ import pytest
 
 from tests.transforms.demo_spec import DEMO_SPEC
 from transforms import GraphError, compile_graph, graph_source
+from transforms.graph import RequestInputs
 from transforms.spec import ColumnType, FeatureSpec, GraphSpec, RequestViewSpec, ViewSpec
 
 GOLDEN = Path(__file__).parent / "golden" / "demo_kernels.py.txt"
@@ -86,6 +87,23 @@ def test_request_view_evaluates_with_view_features(tmp_path: Path) -> None:
                             ("user_txn", "amount_std_30d"): std})
     np.testing.assert_allclose(out[0], [4.0 / (2.0 + 1e-6), np.nan, np.nan])
     np.testing.assert_allclose(out[1], np.log1p([14.0, 3.0, np.nan]))
+
+
+def test_request_features_say_what_they_read_and_evaluate_from_just_that(
+        tmp_path: Path) -> None:
+    request = compile_graph(DEMO_SPEC, tmp_path).request_views["txn_context"]
+    mean, std = ("user_txn", "amount_mean_30d"), ("user_txn", "amount_std_30d")
+    assert request.inputs_of(["log_amount_now"]) == RequestInputs(frozenset({"amount_now"}))
+    assert request.inputs_of(["amount_z"]) == RequestInputs(frozenset({"amount_now"}),
+                                                            frozenset({mean, std}))
+    assert request.inputs_of(["amount_z", "log_amount_now"]) == request.inputs_of(["amount_z"])
+    assert request.inputs_of([]) == RequestInputs()
+    # Inputs not given are null: features that read them are null, the others exact.
+    out = request.evaluate_given({"amount_now": np.array([0.0, np.e - 1])}, {}, rows=2)
+    np.testing.assert_allclose(out[1], [0.0, 1.0])
+    assert np.isnan(out[0]).all()
+    # With no input at all, the row count still comes through.
+    assert request.evaluate_given({}, {}, rows=3).shape == (2, 3)
 
 
 def spec_with(feature: FeatureSpec, request: tuple = ()) -> GraphSpec:
