@@ -25,9 +25,9 @@ from featurestore.offline.keys import CANONICAL_KEY_TYPES
 from featurestore.offline.schema import column_type
 from featurestore.offline.source_probe import OfflineFile, probe_source
 from featurestore.registry import Registry
-from featurestore.registry.checks import name_offsets
-from featurestore.registry.loader import YamlDocument, load_yaml
-from featurestore.registry.problems import KeyPath, Problem, format_path
+from featurestore.registry.checks import LocatedProblems, name_offsets
+from featurestore.registry.loader import load_yaml
+from featurestore.registry.problems import KeyPath
 from featurestore.registry.state import AppliedState
 from featurestore.registry.suggestions import did_you_mean
 from transforms.expressions import parse_expression, referenced_names
@@ -41,21 +41,11 @@ Schemas = dict[str, dict[str, ColumnType]]
 
 
 @dataclass
-class _Findings:
+class _Findings(LocatedProblems):
     """What the check found: schemas, located problems, features not to type."""
 
-    document: YamlDocument
     schemas: Schemas = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
     skipped: set[tuple[str, str]] = field(default_factory=set)
-
-    def at_value(self, path: KeyPath, message: str) -> None:
-        position = self.document.value_position(path)
-        self.problems.append(Problem(position.line, position.column, format_path(path), message))
-
-    def at_text(self, path: KeyPath, offset: int, message: str) -> None:
-        position = self.document.text_position(path, offset)
-        self.problems.append(Problem(position.line, position.column, format_path(path), message))
 
 
 def check_sources(

@@ -52,8 +52,9 @@ class Broken:
 
 
 @dataclass
-class _Report:
-    """Collects problems, locating each one through the document."""
+class LocatedProblems:
+    """Collects problems, locating each one through the document (registry checks here,
+    source checks in `featurestore.source_checks`)."""
 
     document: YamlDocument
     problems: list[Problem] = field(default_factory=list)
@@ -82,7 +83,7 @@ def run_checks(registry: Registry, document: YamlDocument, broken: Broken) -> li
     Returns:
         Every problem found (empty when the registry is valid).
     """
-    report = _Report(document)
+    report = LocatedProblems(document)
     _check_unique_names(registry, report)
     for name, entity in registry.entities.items():
         for index, key in enumerate(entity.keys):
@@ -96,7 +97,7 @@ def run_checks(registry: Registry, document: YamlDocument, broken: Broken) -> li
     return report.problems
 
 
-def _check_unique_names(registry: Registry, report: _Report) -> None:
+def _check_unique_names(registry: Registry, report: LocatedProblems) -> None:
     # Feature views, request views and services share one namespace: `x:feature`
     # may name either kind of view, and a bare name stands for a service.
     owners: dict[str, str] = {name: "feature view" for name in registry.feature_views}
@@ -114,7 +115,7 @@ def _check_unique_names(registry: Registry, report: _Report) -> None:
 
 
 def _check_feature_view(
-    registry: Registry, name: str, view: FeatureView, report: _Report, broken: Broken
+    registry: Registry, name: str, view: FeatureView, report: LocatedProblems, broken: Broken
 ) -> None:
     base: KeyPath = ("feature_views", name)
     for section, key, target in (
@@ -135,7 +136,8 @@ def _check_feature_view(
             _check_view_expression((*path, "expr"), definition.expr, report)
 
 
-def _check_window(view: FeatureView, definition: Feature, path: KeyPath, report: _Report) -> None:
+def _check_window(view: FeatureView, definition: Feature, path: KeyPath,
+                  report: LocatedProblems) -> None:
     window = definition.window
     if window is None:
         if definition.hop is not None:
@@ -156,7 +158,7 @@ def _check_window(view: FeatureView, definition: Feature, path: KeyPath, report:
         )
 
 
-def _parse(path: KeyPath, text: str, report: _Report) -> Expr | None:
+def _parse(path: KeyPath, text: str, report: LocatedProblems) -> Expr | None:
     """Parse an expression, reporting a syntax error at its column in the file."""
     try:
         return parse_expression(text)
@@ -166,7 +168,7 @@ def _parse(path: KeyPath, text: str, report: _Report) -> Expr | None:
         return None
 
 
-def _check_view_expression(path: KeyPath, text: str, report: _Report) -> None:
+def _check_view_expression(path: KeyPath, text: str, report: LocatedProblems) -> None:
     expression = _parse(path, text, report)
     if expression is None:
         return
@@ -182,7 +184,8 @@ def _check_view_expression(path: KeyPath, text: str, report: _Report) -> None:
 
 
 def _check_request_view(
-    registry: Registry, name: str, request_view: RequestView, report: _Report, broken: Broken
+    registry: Registry, name: str, request_view: RequestView, report: LocatedProblems,
+    broken: Broken,
 ) -> None:
     fields = request_view.request
     for feature, text in request_view.features.items():
@@ -237,7 +240,7 @@ def name_offsets(expression: Expr) -> dict[str | tuple[str, str], int]:
     return found
 
 
-def _check_services(registry: Registry, report: _Report, broken: Broken) -> None:
+def _check_services(registry: Registry, report: LocatedProblems, broken: Broken) -> None:
     for name, members in registry.services.items():
         for index, member in enumerate(members):
             message = _member_problem(registry, member, broken)
@@ -271,7 +274,7 @@ def _member_problem(registry: Registry, member: str, broken: Broken) -> str | No
     return None
 
 
-def _report_cycles(registry: Registry, report: _Report) -> set[str]:
+def _report_cycles(registry: Registry, report: LocatedProblems) -> set[str]:
     """Report services that include themselves; return every service on a cycle."""
     cyclic: set[str] = set()
     for name in registry.services:
@@ -299,7 +302,7 @@ def _find_cycle(registry: Registry, name: str, trail: tuple[str, ...]) -> tuple[
 
 
 def _check_bare_names(
-    registry: Registry, name: str, members: tuple[str, ...], report: _Report
+    registry: Registry, name: str, members: tuple[str, ...], report: LocatedProblems
 ) -> None:
     # Training sets and online results name columns by the bare feature name, so two
     # features with one name in one service would collide (DESIGN §8).
