@@ -68,6 +68,8 @@ class ServedVersion:
             nothing was ever applied: the registry file is served).
         applied_version: the newest applied version known (None: none).
         pending: why the applied version is not served yet (None: it is).
+        identity: the served registry text and source schemas: equal identities need
+            no new kernels.
     """
 
     context: StoreContext
