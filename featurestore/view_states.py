@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from featurestore.registry import Registry
+
+if TYPE_CHECKING:
+    from transforms import CompiledGraph
 
 
 def state_key(registry: Registry, view: str, fingerprint: str) -> str:
@@ -27,3 +31,8 @@ def state_keys(registry: Registry, fingerprints: Mapping[str, str]) -> dict[str,
     """The state key of every feature view, from `view → kernel fingerprint`."""
     return {view: state_key(registry, view, fingerprints[view])
             for view in registry.feature_views}
+
+
+def compiled_state_keys(registry: Registry, kernels: CompiledGraph) -> dict[str, str]:
+    """The state key of every feature view, from the registry's compiled kernels."""
+    return state_keys(registry, {name: view.fingerprint for name, view in kernels.views.items()})

@@ -29,7 +29,13 @@ import pyarrow as pa
 from featurestore.errors import SourceError
 from featurestore.offline.event_query import TS_COLUMN, plan_events
 from featurestore.offline.manifest import ManifestChanges
-from featurestore.offline.sources import SourceSpec, located_errors, quote_identifier, quote_literal
+from featurestore.offline.sources import (
+    SourceSpec,
+    fetch_table,
+    located_errors,
+    quote_identifier,
+    quote_literal,
+)
 
 _NOW = "fs_checksums_now"
 
@@ -137,6 +143,4 @@ def write_keys(con: duckdb.DuckDBPyConnection, selects: Sequence[str], key_count
     union = " UNION ".join(f"SELECT {keys} FROM ({select})" for select in selects)
     con.execute(f"COPY (SELECT DISTINCT {keys} FROM ({union})) TO "
                 f"{quote_literal(str(path))} (FORMAT parquet)").fetchall()
-    relation = con.sql(f"SELECT * FROM read_parquet({quote_literal(str(path))})")
-    to_table = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
-    return to_table()
+    return fetch_table(con, f"SELECT * FROM read_parquet({quote_literal(str(path))})")

@@ -63,7 +63,7 @@ from featurestore.online.published import PublishedRegistry, ViewPublication, pu
 from featurestore.registry import Source
 from featurestore.registry.state import registry_hash
 from featurestore.times import format_micros, now_micros, to_micros
-from featurestore.view_states import state_keys
+from featurestore.view_states import compiled_state_keys
 from transforms import CompiledGraph, CompiledView
 
 if TYPE_CHECKING:
@@ -151,8 +151,7 @@ def materialize(store: StoreContext, end: object = None, full: bool = False,
         raise NotAppliedError("the registry file has changes that are not applied: "
                               "run `featurestore apply` first")
     graph = store.kernels()
-    keys = state_keys(store.registry, {name: view.fingerprint
-                                       for name, view in graph.views.items()})
+    keys = compiled_state_keys(store.registry, graph)
     result = MaterializeResult(end_us=end_us, registry_version=applied.version)
     result.views = store.offline_database().run(
         lambda con: _materialize_offline(con, store, graph, keys, end_us, full, progress))
@@ -236,6 +235,9 @@ def _materialize_view(con: duckdb.DuckDBPyConnection, job: _ViewJob, full: bool,
     spec = dataclasses.replace(spec, segments=manifest.segments)
     source = ViewSource(spec, store.base_dir, job.keys, view.input_columns, view.string_columns)
     changes, reason = _what_changed(name, previous, manifest, job, full)
+    # Counting may scan the source (CSV, queries): once per view, for every pass.
+    partitions = suggest_partitions(count_rows(con, spec, store.base_dir),
+                                    events.ROWS_PER_PARTITION)
     tables = policy in ("append", "rewrite")
     if tables:
         compute_checksums(con, source, previous[1] if reason is None else None, end_us)
@@ -243,7 +245,8 @@ def _materialize_view(con: duckdb.DuckDBPyConnection, job: _ViewJob, full: bool,
         run = ViewRun(name, False, None, rebuild=reason)
         dictionaries = build_dictionaries(con, spec, store.base_dir, view.string_columns)
         con.execute(f"DELETE FROM {STATES_TABLE} WHERE view = ?", [name])
-        _fold_events(con, job, source, dictionaries, run, progress, None, None, False)
+        _fold_events(con, job, source, dictionaries, run, progress, partitions, None, None,
+                     False)
     else:
         run = ViewRun(name, True, previous[1])
         dictionaries = orjson.loads(previous[2])
@@ -252,10 +255,11 @@ def _materialize_view(con: duckdb.DuckDBPyConnection, job: _ViewJob, full: bool,
             selects.append(checksum_changes(con, name, job.source_name, policy, len(job.keys)))
         recompute = _recompute_filter(con, job, selects)
         others = None if recompute is None else EntityFilter(recompute.keys_file, keep=False)
-        _fold_events(con, job, source, dictionaries, run, progress, previous[1], others, True)
+        _fold_events(con, job, source, dictionaries, run, progress, partitions, previous[1],
+                     others, True)
         if recompute is not None:
             run.recomputed = recompute.count
-            _fold_events(con, job, source, dictionaries, run, progress, None,
+            _fold_events(con, job, source, dictionaries, run, progress, partitions, None,
                          EntityFilter(recompute.keys_file, keep=True), False)
     if tables:
         keep_checksums(con, name)
@@ -314,10 +318,10 @@ def _recompute_filter(con: duckdb.DuckDBPyConnection, job: _ViewJob,
 
 def _fold_events(con: duckdb.DuckDBPyConnection, job: _ViewJob, source: ViewSource,
                  dictionaries: dict[str, list[str]], run: ViewRun, progress: Progress | None,
-                 start_us: int | None, entities: EntityFilter | None, incremental: bool) -> None:
-    """Fold the events in [start_us, end) (of some entities) into the stored states."""
-    total = suggest_partitions(count_rows(con, source.spec, source.base_dir),
-                               events.ROWS_PER_PARTITION)
+                 total: int, start_us: int | None, entities: EntityFilter | None,
+                 incremental: bool) -> None:
+    """Fold the events in [start_us, end) (of some entities) into the stored states,
+    reading the source in `total` partitions."""
     partitions = read_partitions(con, source.spec, source.base_dir, source.keys,
                                  source.columns, source.string_columns, dictionaries,
                                  start_us, job.end_us, total, staging_dir=job.staging,

@@ -27,6 +27,7 @@ from featurestore.offline.sources import (
     is_glob,
     resolve_path,
 )
+from featurestore.registry.suggestions import did_you_mean
 
 _TABLES = "SELECT table_schema, table_name FROM information_schema.tables"
 
@@ -151,8 +152,7 @@ def _read_fault(
         tables = _table_names(con)
         if spec.table.lower() in (name.lower() for name in tables):
             return SourceFault("table", f"cannot read table '{spec.table}': {detail}")
-        close = difflib.get_close_matches(spec.table, tables, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(spec.table, tables)
         return SourceFault(
             "table", f"no table '{spec.table}' in the offline store {offline.label}{hint}"
         )

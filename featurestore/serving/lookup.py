@@ -30,7 +30,7 @@ from featurestore.serving.errors import NotMaterializedError, RequestError
 from featurestore.serving.inputs import entity_columns, lookup_time, request_columns
 from featurestore.serving.values import python_values
 from featurestore.times import format_micros
-from featurestore.view_states import state_keys
+from featurestore.view_states import compiled_state_keys
 from transforms import CompiledGraph
 from transforms.graph import RequestInputs
 from transforms.spec import ColumnType
@@ -97,8 +97,7 @@ class OnlineLookup:
         self.registry = registry
         self.kernels = kernels
         # The state key each view's published states must carry to fit these kernels.
-        self.state_keys = state_keys(registry, {name: view.fingerprint
-                                                for name, view in kernels.views.items()})
+        self.state_keys = compiled_state_keys(registry, kernels)
         self._plans: dict[tuple, LookupPlan] = {}
         # Names a client may send whatever it asks for: the same entities and request
         # fields for every selection. Those a selection does not read are ignored.

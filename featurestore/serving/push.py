@@ -46,7 +46,7 @@ from featurestore.online.published import check_view, dictionary_name, end_name,
 from featurestore.registry import Registry
 from featurestore.registry.suggestions import did_you_mean
 from featurestore.serving.errors import RequestError
-from featurestore.view_states import state_keys
+from featurestore.view_states import compiled_state_keys
 from transforms import CompiledGraph, CompiledView
 from transforms.spec import ColumnType
 
@@ -116,8 +116,7 @@ def push(store: StoreContext, source: str, rows: object) -> PushResult:
     if table.num_rows == 0:
         return PushResult(source, 0, None, online=False, entities=0)
     online = store.online_store()
-    expected = state_keys(registry, {name: view.fingerprint
-                                     for name, view in kernels.views.items()})
+    expected = compiled_state_keys(registry, kernels)
     published = _check_online(online, views, expected)
     segment = append_segment(store.offline_path.parent, source, table)
     if not published:
