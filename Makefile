@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "compiling the shared kernels (once per machine)"
+	$(BIN)/python -c "from transforms.engine import warm; warm()"
 	@touch $(STAMP)
 
 demo: $(STAMP)

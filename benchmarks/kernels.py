@@ -255,7 +255,13 @@ def child_kernels(data_dir: Path, cache_dir: Path, out: Path | None) -> dict[str
     one_per_entity, _ = _timed(lambda: view.training_values(
         entity, ts, columns, dictionaries, query_entity[first], query_ts[first]))
     rows, _ = _timed(lambda: view.rows(columns, dictionaries, len(entity)))
+    # The same call on one thread: what the other cores add.
+    os.environ["FEATURESTORE_THREADS"] = "1"
+    one_thread, _ = _timed(lambda: view.training_values(
+        entity, ts, columns, dictionaries, query_entity, query_ts))
+    del os.environ["FEATURESTORE_THREADS"]
     return {"time": full, "rows": rows, "one_per_entity": one_per_entity,
+            "one_thread": one_thread,
             "entities_queried": len(first), "feature_names": list(view.feature_names),
             "hash": graph.hash, "inputs_rss_mb": before}
 
@@ -314,6 +320,9 @@ def _print_kernel_table(args: argparse.Namespace, kernels: list[ChildResult],
     rows, one = _median(kernels, "rows"), _median(kernels, "one_per_entity")
     print(f"{'  => tile building ~ one-per-entity - rows':44}{one - rows:8.3f}")
     print(f"{'  => per-query merging ~ all - one-per-entity':44}{full - one:8.3f}")
+    line("  all queries on one thread", kernels, "one_thread", False)
+    single = _median(kernels, "one_thread")
+    print(f"{'  => speedup from the other core(s)':44}{single / full:7.2f}x")
     if baseline:
         line("baseline: numpy/pandas, all queries", baseline, "time", True)
         wall = _median(baseline, "time") / full

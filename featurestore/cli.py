@@ -21,8 +21,6 @@ import pyarrow.parquet as pq
 from featurestore.credentials import redact_url
 from featurestore.errors import FeatureStoreError, RegistryError
 from featurestore.progress import MaterializeProgress
-from featurestore.sample_data import generate_transactions
-from featurestore.sample_spine import sample_spine
 from featurestore.store import FeatureStore
 from featurestore.table_files import read_table_file, write_table_file
 
@@ -93,7 +91,7 @@ def plan(registry: Path) -> None:
 @_registry_option
 def apply(registry: Path) -> None:
     """Validate the registry and record it as the applied version."""
-    click.echo(FeatureStore(registry).apply().render())
+    click.echo(FeatureStore(registry).apply(progress=_to_stderr).render())
 
 
 @main.command()
@@ -109,6 +107,11 @@ def materialize(registry: Path, end: str | None, full: bool) -> None:
     click.echo(result.render())
 
 
+def _to_stderr(line: str) -> None:
+    """Progress lines go to stderr, keeping stdout for results."""
+    click.echo(line, err=True)
+
+
 @main.command(name="compile")
 @_registry_option
 @click.option("--show", is_flag=True, help="Print the generated kernel source.")
@@ -117,7 +120,7 @@ def compile_command(registry: Path, show: bool) -> None:
     store = FeatureStore(registry)
     started = time.perf_counter()
     kernels = store.kernels()
-    kernels.warm()
+    kernels.warm(_to_stderr)
     if show:
         click.echo(kernels.source, nl=False)
         return
@@ -338,7 +341,7 @@ def demo(registry: Path, events: int, users: int, days: int, seed: int) -> None:
     click.echo(f"[2/{total}] Plan for {_shown(store.registry_path)}:")
     click.echo(_indent(store.plan().render()))
     click.echo(f"[3/{total}] Apply to {_shown(store.offline_path)}:")
-    click.echo(_indent(store.apply().summary()))
+    click.echo(_indent(store.apply(progress=_to_stderr).summary()))
     _demo_training_set(store, 4, total)
     _demo_online(store, 5, total)
 
@@ -349,6 +352,8 @@ DEMO_TRAINING_FEATURES = (DEMO_SERVICE, "user_txn:last_category", "user_txn:amou
 
 def _demo_training_set(store: FeatureStore, step: int, total: int) -> None:
     """Build a training set for a spine sampled from the events, and show its first rows."""
+    from featurestore.sample_spine import sample_spine
+
     spine = sample_spine(_sample_path(store), DEMO_SPINE_ROWS, seed=0)
     click.echo(f"[{step}/{total}] Training set: {spine.num_rows:,} spine rows (users at random "
                "times, with amount_now and a label), features "
@@ -384,6 +389,9 @@ def _sample_path(store: FeatureStore) -> Path:
 
 
 def _generate(target: Path, events: int, users: int, days: int, seed: int) -> None:
+    # Imported here: its Arrow schema loads pandas, which no other command needs.
+    from featurestore.sample_data import generate_transactions
+
     started = time.perf_counter()
     label = f"      generating {events:,} events for {users:,} users over {days} days"
     if sys.stderr.isatty():

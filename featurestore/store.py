@@ -7,10 +7,10 @@ work: plan and apply to `featurestore.registry`. It does no work of its own.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 
 from featurestore.context import StoreContext
@@ -29,6 +29,9 @@ from featurestore.serving.verify import VerifyReport
 from featurestore.serving.verify import verify as verify_online
 from featurestore.source_checks import check_sources
 from transforms import CompiledGraph
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class FeatureStore:
@@ -107,12 +110,13 @@ class FeatureStore:
         self._check_sources()
         return plan_against(self.applied(), self.registry, self.registry_text)
 
-    def apply(self) -> ApplyResult:
+    def apply(self, progress: Callable[[str], None] | None = None) -> ApplyResult:
         """Validate, compile and record the registry as the applied version.
 
         Sources are checked (they exist and have the columns the features use) and the
         graph is compiled before anything is recorded; applying an unchanged file is a
-        no-op.
+        no-op. Only views whose definitions changed compile; `progress` gets a line for
+        each (`compiling user_txn (3/20)`).
 
         Raises:
             RegistryError: every problem with the sources or expressions, or a
@@ -120,7 +124,7 @@ class FeatureStore:
             StoreLockedError: the offline file stayed locked by another process.
         """
         self._check_sources()
-        self.kernels().warm()
+        self.kernels().warm(progress)
         return self._context.offline_database().apply(self.registry, self.registry_text)
 
     def _check_sources(self) -> None:

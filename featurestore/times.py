@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import pandas as pd
-
 from featurestore.errors import InputError
+from featurestore.loaded_pandas import is_pandas_null
 
 TIME_EXAMPLE = "2024-03-31T12:00:00Z"
 """The example of an accepted time that error messages show."""
@@ -47,7 +46,7 @@ def to_micros(value: object, name: str = "time") -> int:
         except ValueError:
             raise InputError(_expected(name, value)) from None
     if isinstance(value, datetime):
-        if value is pd.NaT:  # a datetime by type, but no time at all
+        if is_pandas_null(value):  # NaT: a datetime by type, but no time at all
             raise InputError(_expected(name, value))
         return datetime_micros(value)
     if isinstance(value, date):
@@ -67,7 +66,7 @@ def datetime_micros(moment: datetime) -> int:
 
 def format_micros(micros: int) -> str:
     """ISO-8601 text of a microsecond time, UTC."""
-    return pd.Timestamp(micros * 1000, tz="UTC").isoformat()
+    return (_EPOCH + timedelta(microseconds=micros)).isoformat()
 
 
 def _expected(name: str, value: object) -> str:

@@ -1,88 +1,99 @@
-"""Generate the Python source of the kernel module for a graph.
+"""Generate the one thing a view really specialises: its row expressions.
 
-One module holds every kernel of a registry. For each feature view `v<i>`:
+Aggregations, windows, tiles and state blobs run in the shared kernels of
+`transforms/engine.py`, steered by the view's layout (`transforms/layout.py`). What
+cannot be data is an expression: `log1p(amount)`, `amount > 500`. Each feature view gets
+a small module with one function,
 
-- `v<i>_rows(X, lits)`: evaluates the view's distinct row expressions for a batch of
-  events (X: input columns × rows) into a rows × expressions matrix;
-- per hop group `g<j>`: `empty`, `fold` (one event into a state), `build` (tiles at every
-  level, extending older tiles in place), and per window `w<k>`: `merge`, `final` and
-  `value` (decompose the tail, merge the tiles in time order, merge the head, finalize);
-- `v<i>_training(...)`: values at query times from raw events (the offline path);
-- `v<i>_states(...)`: per-entity state blobs as of an end time (materialization, push);
-- `v<i>_values(...)`: values at lookup times from state blobs (the online path).
+    rows(X, lits, V, r0, r1)
 
-Both paths go through the same `value` functions over tiles built by the same `build`
-functions, so their floats agree to the last bit. Request views get `r<i>_eval`.
-
-A state is a row of a 2-D float64 array (column 0 is a tile's key, the slots follow), and
-helpers take the array and the row rather than a slice: a slice is a new array object
-whose reference counting would cost more than the arithmetic in these inner loops.
+that evaluates the view's distinct row expressions for events `r0 .. r1 - 1` (X: input
+columns × events) into columns of V (events × expressions), and each request view one
+with `evaluate(X, lits, out)`. A module is compiled on its own and cached on its own, so
+editing one view recompiles at most one small function. The module holds only what its
+code depends on (so a new window, aggregation or feature name over the same expressions
+changes no module and compiles nothing); `view_notes` describes the rest, each expression
+with the features that aggregate it and the view's layout, for `featurestore compile
+--show`.
 """
 
 from __future__ import annotations
 
-from transforms import aggregations
-from transforms.expression_codegen import ExpressionEmitter, support_source
-from transforms.graph import FeaturePlan, Graph, GroupPlan, RequestPlan, ViewPlan
-from transforms.kernel_templates import (
-    BUILD_TEMPLATE,
-    HEADER,
-    STATES_TEMPLATE,
-    TRAINING_TEMPLATE,
-    VALUES_TEMPLATE,
-    indent,
-)
+from transforms.expression_codegen import SUPPORT_FUNCTIONS, ExpressionEmitter, support_source
+from transforms.graph import GroupPlan, RequestPlan, ViewPlan
 
-# Entry kernels compile on first use (one specialization each: the Python wrappers in
-# compiler.py always pass the same types), so a process that only builds training sets
-# never compiles the online kernels; `CompiledGraph.warm()` compiles everything (apply).
-JIT = '@numba.njit(cache=True, error_model="numpy")'
-# Helpers get explicit signatures: otherwise Numba compiles a new specialization for
-# every literal argument it sees (`levels=2`, `m_old=0`, ...), multiplying compile time.
-STATE = "float64[:, ::1], int64"
-EMPTY_SIG = f'"void({STATE})"'
-FOLD_SIG = f'"void({STATE}, int64[::1], float64[:, ::1], int64)"'
-BUILD_SIG = ('"int64(int64[::1], float64[:, ::1], int64, int64, float64[:, ::1], int64, '
-             'float64[:, ::1], int64)"')
-LIFE_FINAL_SIG = f'"void({STATE}, float64[:, ::1], int64, int64)"'
+JIT = '@numba.njit(cache=True, nogil=True, error_model="numpy")'
+# The expression support functions (null rules of division, comparisons, ...) live in one
+# shared generated module that view modules import from; they are inlined into each
+# caller, since loading each one's machine code from the cache costs about 0.1 s.
+SUPPORT_JIT = '@numba.njit(inline="always", error_model="numpy")'
 
-def _slot(array: str, row: str) -> aggregations.Slot:
-    return lambda i: f"{array}[{row}, {1 + i}]"
+HEADER = '''\
+"""{title}.
+
+Generated from the feature registry; do not edit.
+"""
+
+import math
+
+import numba
+import numpy as np
+'''
 
 
-S = _slot("S", "row")
+def support_module() -> str:
+    """The source of the module of expression support functions that view modules import."""
+    return "\n\n\n".join([HEADER.format(title="Expression support functions").strip("\n"),
+                           support_source(SUPPORT_JIT).strip("\n")]) + "\n"
 
 
-def helper(signature: str) -> str:
-    """Decorator line for a function only other kernels call (no Python entry point)."""
-    return (f'@numba.njit({signature}, cache=True, error_model="numpy", '
-            'no_cpython_wrapper=True)')
+def view_module(view: ViewPlan, support: str) -> str:
+    """The source of a feature view's row-expression module (`support`: the name of the
+    support functions' module)."""
+    emitter, loads = _emit(view.input_columns, view.literals)
+    results = [emitter.value(expr) for expr in view.expressions]
+    stores = [f"V[r, {k}] = {name}" for k, name in enumerate(results)]
+    body = ["for r in range(r0, r1):", *indent(loads + emitter.lines + stores or ["pass"], 1)]
+    function = _function(JIT, "rows(X, lits, V, r0, r1)", body)
+    notes = _inputs_comment(view.input_columns, view.literals)
+    return _module(f"Row expressions of feature view {view.spec.name!r}", notes, function,
+                   support)
 
 
-def generate_module(graph: Graph) -> str:
-    """The full source text of the kernel module for `graph`."""
-    parts = [HEADER, support_source(JIT)]
-    for i, view in enumerate(graph.views):
-        parts.append(_view_source(f"v{i}", view))
-    for i, request in enumerate(graph.request_views):
-        parts.append(_request_source(f"r{i}", request))
-    return "\n\n".join(part.strip("\n") for part in parts) + "\n"
+def view_notes(view: ViewPlan) -> str:
+    """Comment lines describing a view's expressions and layout (not part of its module)."""
+    return "\n".join([f"# feature view {view.spec.name!r}", *_expressions_comment(view),
+                      *_layout_comment(view)])
+
+
+def request_module(request: RequestPlan, support: str) -> str:
+    """The source of a request view's module (`support`: as for `view_module`)."""
+    emitter, loads = _emit(request.inputs, [])
+    results = [emitter.value(expr) for expr in request.expressions]
+    stores = [f"out[{k}, r] = {name}" for k, name in enumerate(results)]
+    body = ["for r in range(X.shape[1]):", *indent(loads + emitter.lines + stores, 1)]
+    function = _function(JIT, "evaluate(X, lits, out)", body)
+    notes = [*_inputs_comment(request.inputs, []), "# Features (rows of out):"]
+    notes += [f"#   {k}  {name} = {text}" for k, (name, text) in enumerate(request.spec.features)]
+    return _module(f"Request view {request.spec.name!r}", notes, function, support)
+
+
+def _module(title: str, notes: list[str], function: str, support: str) -> str:
+    called = [name for name in SUPPORT_FUNCTIONS if f"{name}(" in function]
+    imports = f"from {support} import {', '.join(called)}" if called else ""
+    parts = [HEADER.format(title=title).rstrip("\n") + ("\n\n" + imports if imports else ""),
+             "\n".join([*notes, function])]
+    return "\n\n\n".join(part.strip("\n") for part in parts if part) + "\n"
+
+
+def indent(lines: list[str], level: int) -> list[str]:
+    """Indent source lines by `level` steps of four spaces."""
+    pad = "    " * level
+    return [pad + line if line else line for line in lines]
 
 
 def _function(decorator: str, head: str, body: list[str]) -> str:
     return "\n".join([decorator, f"def {head}:", *indent(body or ["pass"], 1)])
-
-
-def _view_source(prefix: str, view: ViewPlan) -> str:
-    parts = [f"# feature view {view.spec.name!r}", _rows_source(prefix, view)]
-    for j, group in enumerate(view.groups):
-        parts.extend(_group_source(f"{prefix}_g{j}", group))
-    parts.extend(_lifetime_source(f"{prefix}_life", view.lifetime))
-    context = _kernel_context(prefix, view)
-    parts.append(TRAINING_TEMPLATE.substitute(context, sig=JIT))
-    parts.append(STATES_TEMPLATE.substitute(context, sig=JIT))
-    parts.append(VALUES_TEMPLATE.substitute(context, sig=JIT))
-    return "\n\n\n".join(parts)
 
 
 def _emit(inputs: list[str],
@@ -95,216 +106,55 @@ def _emit(inputs: list[str],
     return ExpressionEmitter(variables, codes), lines
 
 
-def _rows_source(prefix: str, view: ViewPlan) -> str:
-    emitter, loads = _emit(view.input_columns, view.literals)
-    results = [emitter.value(expr) for expr in view.expressions]
-    stores = [f"V[r, {k}] = {name}" for k, name in enumerate(results)]
-    body = [
-        "n = X.shape[1]",
-        f"V = np.empty((n, {max(len(results), 1)}))",
-        "for r in range(n):",
-        *indent(loads + emitter.lines + stores or ["pass"], 1),
-        "return V",
-    ]
-    return _function(JIT, f"{prefix}_rows(X, lits)", body)
-
-
-def _fold_body(group: GroupPlan, state: aggregations.Slot = S) -> list[str]:
-    """Fold event `r` (time `ts[r]`) of matrix V into a state."""
-    body = ["tf = float(ts[r])"]
-    for feature in group.features:
-        x = "1.0" if feature.expr_index < 0 else f"V[r, {feature.expr_index}]"
-        body.append(f"x{feature.index} = {x}")
-        body += aggregations.fold_lines(feature.agg, state, feature.offset,
-                                        f"x{feature.index}", "tf")
-    return body
-
-
-def _common_source(prefix: str, group: GroupPlan) -> list[str]:
-    empty = [line for f in group.features for line in aggregations.empty_lines(f.agg, S, f.offset)]
-    return [
-        _function(helper(EMPTY_SIG), f"{prefix}_empty(S, row)", empty),
-        _function(helper(FOLD_SIG), f"{prefix}_fold(S, row, ts, V, r)", _fold_body(group)),
-    ]
-
-
-def _life_final_body(features: list[FeaturePlan]) -> list[str]:
-    """Finalize lifetime features; a windowed `last` lives here too (see graph.py)."""
-    body = []
-    for f in features:
-        value = aggregations.finalize_expression(f.agg, S, f.offset)
-        if f.window_us is not None:
-            start = f"floor_div(t, {f.hop_us}) * {f.hop_us} - {f.window_us}"
-            value = f"({value} if {S(f.offset)} >= {start} else np.nan)"
-        body.append(f"out[{f.index}, col] = {value}")
-    return body
-
-
-def _value_lines(group: GroupPlan, window: int, tiles: str, starts: str, first: str,
-                 head: str, hrow: str, acc: str, column: str) -> list[str]:
-    """Statements computing one window's features at hop index `B` into out[:, column].
-
-    Written out in the driver loops rather than called: they run for every query and
-    window, and the call (many array arguments) costs more than the merges.
-    """
-    members = [f for f in group.features if f.window_us == window]
-    into = _slot(acc, "0")
-    lines = [f"nb = decompose(B - {window // group.hop_us}, B, {group.levels}, lv, ix)"]
-    lines += [line for f in members for line in aggregations.empty_lines(f.agg, into, f.offset)]
-    w = group.windows.index(window)
-    lines += [
-        f"for level in range({group.levels}):",
-        "    hint[level] = -1",
-        "for block in range(nb):",
-        "    level = lv[block]",
-        "    key = tile_key(level, ix[block])",
-        # The first tile of this level whose key is >= key: gallop from the previous tile
-        # of this level in this window (the next block is usually adjacent), or for the
-        # first block of a level from where the previous query's first block was (queries
-        # come in time order, so that moves forward), then bisect. Only positions depend
-        # on this; the merges, and so the values, do not.
-        "    row = hint[level]",
-        "    if row < 0:",
-        f"        row = {first}[{w}, level]",
-        f"        if row > {starts}[level] and {tiles}[row - 1, 0] >= key:",
-        f"            row = {starts}[level]",
-        f"    end = {starts}[level + 1]",
-        "    step = 1",
-        f"    while row + step <= end and {tiles}[row + step - 1, 0] < key:",
-        "        row += step",
-        "        step *= 2",
-        "    top = min(end, row + step)",
-        "    while row < top:",
-        "        middle = (row + top) >> 1",
-        f"        if {tiles}[middle, 0] < key:",
-        "            row = middle + 1",
-        "        else:",
-        "            top = middle",
-        "    if hint[level] < 0:",
-        f"        {first}[{w}, level] = row",
-        "    hint[level] = row",
-        f"    if row < end and {tiles}[row, 0] == key:",
-    ]
-    tile = _slot(tiles, "row")
-    lines += indent([line for f in members
-                     for line in aggregations.merge_lines(f.agg, into, tile, f.offset)], 2)
-    lines += [line for f in members
-              for line in aggregations.merge_lines(f.agg, into, _slot(head, hrow), f.offset)]
-    lines += [f"out[{f.index}, {column}] = "
-              f"{aggregations.finalize_expression(f.agg, into, f.offset)}" for f in members]
+def _inputs_comment(inputs: list[str], literals: list[tuple[str, str]]) -> list[str]:
+    lines = ["# Inputs (rows of X):"]
+    lines += [f"#   c{i}  {name}" for i, name in enumerate(inputs)] or ["#   (none)"]
+    if literals:
+        lines.append("# String literals (dictionary codes in lits, -1 when absent):")
+        lines += [f"#   l{k}  {column} == {literal!r}"
+                  for k, (column, literal) in enumerate(literals)]
     return lines
 
 
-def _group_source(prefix: str, group: GroupPlan) -> list[str]:
-    parts = _common_source(prefix, group)
-    # The fold is written into the build loop itself: it runs once per event and level,
-    # and a call there costs more than the fold.
-    fold = "\n".join(indent(_fold_body(group, _slot("T", "m")), 4))
-    parts.append(BUILD_TEMPLATE.substitute(jit=helper(BUILD_SIG), p=prefix, fold=fold,
-                                           levels=group.levels, hop=group.hop_us))
-    return parts
+def _expressions_comment(view: ViewPlan) -> list[str]:
+    texts = {f.expr_index: spec.expr for f, spec in zip(view.features, view.spec.features,
+                                                         strict=True) if f.expr_index >= 0}
+    lines = ["# Expressions (columns of V) and the features that aggregate them:"]
+    for k in range(len(view.expressions)):
+        users = ", ".join(f.name for f in view.features if f.expr_index == k)
+        lines.append(f"#   {k}  {texts[k]}  ->  {users}")
+    return lines if view.expressions else [*lines, "#   (none: every feature counts events)"]
 
 
-def _lifetime_source(prefix: str, group: GroupPlan) -> list[str]:
-    parts = _common_source(prefix, group)
-    parts.append(_function(helper(LIFE_FINAL_SIG), f"{prefix}_final(S, row, out, col, t)",
-                           _life_final_body(group.features)))
-    return parts
+def _layout_comment(view: ViewPlan) -> list[str]:
+    """The view's tiles and states, as the shared kernels run them (layout.py)."""
+    lines = ["# Layout (run by transforms/engine.py):"]
+    for group in view.groups:
+        lines.append(f"#   hop {_duration(group.hop_us)}: {group.levels} tile levels, "
+                     f"{_slots(group.width)}")
+        lines += _features_comment(group)
+    if view.lifetime.features:
+        lines.append(f"#   running state: {_slots(view.lifetime.width)}")
+        lines += _features_comment(view.lifetime)
+    return lines
 
 
-def _kernel_context(prefix: str, view: ViewPlan) -> dict[str, str]:
-    """Template fields for the three driver kernels of one view."""
-    groups = list(enumerate(view.groups))
-
-    def values(j: int, head: str, hrow: str, column: str, level: int) -> str:
-        group = view.groups[j]
-        lines = [line for window in group.windows
-                 for line in _value_lines(group, window, f"T{j}", f"starts{j}", f"first{j}",
-                                          head, hrow, f"acc{j}", column)]
-        return "\n".join(indent(lines, level))
-
-    return {
-        "p": prefix,
-        "ngroups": str(len(groups)),
-        "life_width": str(view.lifetime.width),
-        "max_blocks": str(max([g.block_bound() for _, g in groups] + [1])),
-        "max_levels": str(max([g.levels for _, g in groups] + [1]) + 1),
-        "alloc_groups": "\n".join(
-            f"    head{j} = np.empty((1, {g.width + 1}))\n"
-            f"    acc{j} = np.empty((1, {g.width + 1}))\n"
-            f"    none{j} = np.empty((0, {g.width + 1}))\n"
-            f"    starts{j} = np.empty({g.levels + 1}, np.int64)\n"
-            f"    first{j} = np.empty(({len(g.windows)}, {g.levels}), np.int64)"
-            for j, g in groups),
-        "alloc_tiles": "\n".join(
-            f"    T{j} = np.empty(({g.levels} * longest + 1, {g.width + 1}))" for j, g in groups),
-        "alloc_scratch": "\n".join(
-            f"    T{j} = np.empty(({g.levels} * longest + most_old // {g.width + 1} + 1, "
-            f"{g.width + 1}))" for j, g in groups),
-        "build_groups": "\n".join(
-            f"        m{j} = {prefix}_g{j}_build(ts, V, e0, e1, none{j}, 0, T{j}, MIN_TIME)\n"
-            f"        level_starts(T{j}, m{j}, {g.levels}, starts{j})\n"
-            f"        restart_searches(starts{j}, first{j})\n"
-            f"        h{j} = e0" for j, g in groups),
-        "head_groups": "\n".join(
-            f"            B = floor_div(t, {g.hop_us})\n"
-            f"            while h{j} < p and ts[h{j}] < B * {g.hop_us}:\n"
-            f"                h{j} += 1\n"
-            f"            {prefix}_g{j}_empty(head{j}, 0)\n"
-            f"            for r in range(h{j}, p):\n"
-            f"                {prefix}_g{j}_fold(head{j}, 0, ts, V, r)\n"
-            + values(j, f"head{j}", "0", "c", 3) for j, g in groups),
-        "tile_bound": " + ".join(
-            [f"{g.levels} * (k - i) * {g.width + 1}" for _, g in groups] + ["0"]),
-        "states_groups": _states_groups(prefix, groups),
-        "values_groups": "\n".join(_values_group(prefix, j, g, values(j, "H", "hrow", "b", 0))
-                                   for j, g in groups),
-    }
+def _slots(width: int) -> str:
+    return "1 slot" if width == 1 else f"{width} slots"
 
 
-def _states_groups(prefix: str, groups: list[tuple[int, GroupPlan]]) -> str:
+def _features_comment(group: GroupPlan) -> list[str]:
     lines = []
-    for j, g in groups:
-        w = g.width + 1
-        lines += [
-            f"m_old = int(old_data[a0 + 1 + {j}]) if has_old else 0",
-            f"old = old_data[pos_old:pos_old + m_old * {w}].reshape((m_old, {w}))",
-            f"pos_old += m_old * {w}",
-            f"cutoff = floor_div(end, {g.hop_us}) * {g.hop_us} - {g.max_window_us}",
-            f"m = {prefix}_g{j}_build(ts, V, e0, e1, old, m_old, T{j}, cutoff)",
-            f"data[o + 1 + {j}] = m",
-            f"copy_rows(T{j}, m, data, w)",
-            f"w += m * {w}",
-        ]
-    return "\n".join(indent(lines, 2))
+    for f in group.features:
+        window = f" over {_duration(f.window_us)}" if f.window_us else ""
+        source = "events" if f.expr_index < 0 else f"V[:, {f.expr_index}]"
+        lines.append(f"#     slot {f.offset}: {f.name} = {f.agg}({source}){window}")
+    return lines
 
 
-def _values_group(prefix: str, j: int, g: GroupPlan, calls: str) -> str:
-    w = g.width + 1
-    lines = [
-        f"m = int(data[a0 + 1 + {j}]) if a1 > a0 else 0",
-        f"T{j} = data[pos:pos + m * {w}].reshape((m, {w}))",
-        f"pos += m * {w}",
-        f"level_starts(T{j}, m, {g.levels}, starts{j})",
-        f"restart_searches(starts{j}, first{j})",
-        f"B = floor_div(t, {g.hop_us})",
-        # Online the head is the level-0 tile holding floor(at, hop): lookups are at or
-        # after the end of every event folded into it (docs/decisions.md).
-        f"hrow = find_tile(T{j}, m, tile_key(0, B))",
-        f"H = T{j}",
-        "if hrow < 0:",
-        f"    {prefix}_g{j}_empty(head{j}, 0)",
-        f"    H = head{j}",
-        "    hrow = 0",
-        *calls.splitlines(),
-    ]
-    return "\n".join(indent(lines, 2))
-
-
-def _request_source(prefix: str, request: RequestPlan) -> str:
-    emitter, loads = _emit(request.inputs, [])
-    results = [emitter.value(expr) for expr in request.expressions]
-    stores = [f"out[{k}, r] = {name}" for k, name in enumerate(results)]
-    body = ["for r in range(X.shape[1]):", *indent(loads + emitter.lines + stores, 1)]
-    return "\n".join([f"# request view {request.spec.name!r}",
-                      _function(JIT, f"{prefix}_eval(X, lits, out)", body)])
+def _duration(us: int | None) -> str:
+    for unit, size in (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000),
+                       ("s", 1_000_000)):
+        if us and us % size == 0:
+            return f"{us // size}{unit}"
+    return f"{us}us"

@@ -1,35 +1,46 @@
-"""Compile a graph into loaded kernels, cached on disk.
+"""Compile a graph into kernels: the shared engine plus one small module per view.
 
-The generated module is written to `<cache_dir>/fs_kernels_<hash>.py` and imported from
-there, so Numba's own on-disk cache (`cache=True`, kept in `__pycache__` beside the file)
-applies: a second process with the same registry finds both the module and its machine
-code and compiles nothing. The hash covers the generated source and the Numba version;
-the file is only ever created, never rewritten, because Numba keys its cache on the
-file's modification time.
+The aggregation kernels are ordinary Numba code in `transforms/engine.py`, compiled once
+per machine and kept in Numba's disk cache; each view steers them with its layout
+(`transforms/layout.py`). Each feature view and request view also gets a generated module
+for its expressions (`transforms/kernel_modules.py`), cached on its own, so editing one
+view compiles one small function at most.
+
+Nothing compiles, and Numba is not even imported, until a kernel is first called: a
+process that only builds training sets never compiles the online kernels, and `apply` of
+an unchanged registry loads nothing. `CompiledGraph.warm` compiles whatever is not cached
+yet, reporting each unit as it goes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-import numba
 import numpy as np
 
-from transforms import windows
-from transforms.codegen import generate_module
 from transforms.fingerprints import view_fingerprint
 from transforms.graph import Graph, RequestInputs, RequestPlan, ViewPlan, build_graph
+from transforms.kernel_modules import (
+    Unit,
+    engine_mark,
+    graph_hash,
+    graph_units,
+    load_module,
+    ready_mark,
+)
+from transforms.parallel import run_parallel, split_queries, split_rows
 from transforms.spec import ColumnType, GraphSpec
 
-CODEGEN_VERSION = "1"
+if TYPE_CHECKING:
+    from transforms.layout import ViewLayout
+
+Progress = Callable[[str], None]
+"""Receives one line per unit being compiled, e.g. `compiling user_txn (3/20)`."""
 
 
 @dataclass(frozen=True)
@@ -66,13 +77,15 @@ def _int64(values: np.ndarray | Sequence[int]) -> np.ndarray:
 
 
 class CompiledView:
-    """The loaded kernels of one feature view (see docs/architecture.md)."""
+    """The kernels of one feature view: its row expressions and the shared engine."""
 
-    def __init__(self, plan: ViewPlan, module: ModuleType, prefix: str) -> None:
+    def __init__(self, plan: ViewPlan, unit: Unit, cache_dir: Path) -> None:
         self.plan = plan
         self.name = plan.spec.name
         # What the states this view builds depend on: equal fingerprints, same states.
         self.fingerprint = view_fingerprint(plan)
+        self.unit = unit
+        self._cache_dir = cache_dir
         self.input_columns = tuple(plan.input_columns)
         self.string_columns = tuple(plan.string_columns)
         self.feature_names = tuple(f.name for f in plan.features)
@@ -80,10 +93,17 @@ class CompiledView:
         self.string_feature_columns = self._string_feature_columns()
         windows = [g.max_window_us + g.hop_us for g in plan.groups]
         self.horizon_us = max(windows, default=0)
-        self._rows = getattr(module, f"{prefix}_rows")
-        self._training = getattr(module, f"{prefix}_training")
-        self._states = getattr(module, f"{prefix}_states")
-        self._values = getattr(module, f"{prefix}_values")
+
+    @cached_property
+    def layout(self) -> ViewLayout:
+        """The tables that steer the shared kernels for this view (loads the engine)."""
+        from transforms.layout import view_layout
+
+        return view_layout(self.plan)
+
+    @cached_property
+    def _rows(self) -> Callable[..., None]:
+        return load_module(self._cache_dir, self.unit).rows
 
     def _string_feature_columns(self) -> dict[str, str]:
         result = {}
@@ -106,7 +126,11 @@ class CompiledView:
              n: int) -> np.ndarray:
         """Evaluate the row expressions: a rows × expressions float64 matrix."""
         matrix = _stack(self.input_columns, columns, n)
-        return self._rows(matrix, self.literal_codes(dictionaries))
+        lits = self.literal_codes(dictionaries)
+        values = np.empty((n, max(len(self.plan.expressions), 1)))
+        run_parallel([(self._rows, (matrix, lits, values, r0, r1))
+                      for r0, r1 in split_rows(n)])
+        return values
 
     def training_values(self, entity: np.ndarray, ts: np.ndarray,
                         columns: Mapping[str, np.ndarray],
@@ -115,12 +139,19 @@ class CompiledView:
         """Feature values at query times from raw events (offline path).
 
         Events and queries must be sorted by (entity, time). Returns float64
-        [n_features, n_queries] with NaN for null.
+        [n_features, n_queries] with NaN for null. Large inputs run on every core, split
+        at entity boundaries (each entity's values come from one thread, so the split
+        changes no value).
         """
         entity, ts = _int64(entity), _int64(ts)
+        query_entity, query_ts = _int64(query_entity), _int64(query_ts)
         values = self.rows(columns, dictionaries, len(entity))
         out = np.empty((len(self.feature_names), len(query_entity)))
-        self._training(entity, ts, values, _int64(query_entity), _int64(query_ts), out)
+        tables, blocks = self.layout.tables, self.layout.max_blocks
+        engine = _engine()
+        run_parallel([(engine.training, (entity, ts, values, query_entity, query_ts, q0, q1,
+                                         i0, i1, *tables, blocks, out))
+                      for q0, q1, i0, i1 in split_queries(entity, query_entity)])
         return out
 
     def build_states(self, entity: np.ndarray, ts: np.ndarray,
@@ -137,19 +168,12 @@ class CompiledView:
         entity, ts = _int64(entity), _int64(ts)
         values = self.rows(columns, dictionaries, len(entity))
         old_data, old_offsets = _pack(old_blobs)
-        data, offsets, entities = self._states(entity, ts, values, old_data, old_offsets,
-                                               int(end_us))
+        data, offsets, entities = _engine().states(entity, ts, values, old_data, old_offsets,
+                                                int(end_us), self.layout.features,
+                                                self.layout.groups)
         raw = data.tobytes()
         blobs = [raw[offsets[i] * 8:offsets[i + 1] * 8] for i in range(len(entities))]
         return EntityStates(entities=entities, blobs=blobs)
-
-    def warm(self) -> None:
-        """Compile (or load from the disk cache) every kernel of this view now."""
-        none = np.zeros(0, np.int64)
-        columns = {name: np.zeros(0) for name in self.input_columns}
-        self.training_values(none, none, columns, {}, none, none)
-        self.update_states([], none, none, columns, {}, 0)
-        self.values_from_states([], 0)
 
     def values_from_states(self, blobs: Sequence[bytes | None],
                            at_us: int | np.ndarray) -> np.ndarray:
@@ -157,21 +181,34 @@ class CompiledView:
         data, offsets = _pack(blobs)
         at = np.broadcast_to(np.asarray(at_us, dtype=np.int64), (len(blobs),)).copy()
         out = np.empty((len(self.feature_names), len(blobs)))
-        self._values(data, offsets, np.ascontiguousarray(at), out)
+        _engine().values(data, offsets, np.ascontiguousarray(at), *self.layout.tables,
+                      self.layout.max_blocks, out)
         return out
+
+    def warm(self) -> None:
+        """Compile (or load from the disk cache) this view's own kernel, its row
+        expressions, now; the shared kernels are warmed once for all views
+        (`CompiledGraph.warm`)."""
+        self._rows(np.zeros((len(self.input_columns), 0)), np.full(1, -1.0), np.empty((0, 1)),
+                   0, 0)
 
 
 class CompiledRequestView:
     """The loaded kernel of one request view."""
 
-    def __init__(self, plan: RequestPlan, module: ModuleType, prefix: str) -> None:
+    def __init__(self, plan: RequestPlan, unit: Unit, cache_dir: Path) -> None:
         self.plan = plan
+        self.unit = unit
+        self._cache_dir = cache_dir
         self.name = plan.spec.name
         self.request_fields = plan.spec.request
         self.dependencies = tuple(plan.dependencies)
         self.feature_names = tuple(name for name, _ in plan.spec.features)
         self.feature_inputs = dict(plan.feature_inputs)
-        self._eval = getattr(module, f"{prefix}_eval")
+
+    @cached_property
+    def _eval(self) -> Callable[..., None]:
+        return load_module(self._cache_dir, self.unit).evaluate
 
     def inputs_of(self, features: Iterable[str]) -> RequestInputs:
         """The request fields and view features that `features` (of this view) read."""
@@ -225,65 +262,80 @@ class CompiledRequestView:
 
 
 class CompiledGraph:
-    """Every compiled kernel of a registry, by view name."""
+    """Every kernel of a registry, by view name (each compiled on first use)."""
 
-    def __init__(self, graph: Graph, source: str, digest: str, module: ModuleType) -> None:
+    def __init__(self, graph: Graph, units: Sequence[Unit], cache_dir: Path) -> None:
         self.graph = graph
-        self.source = source
-        self.hash = digest
-        self.views = {p.spec.name: CompiledView(p, module, f"v{i}")
-                      for i, p in enumerate(graph.views)}
-        self.request_views = {p.spec.name: CompiledRequestView(p, module, f"r{i}")
-                              for i, p in enumerate(graph.request_views)}
+        self.units = tuple(units)
+        self.source = "\n\n".join(unit.shown for unit in units)
+        self.hash = graph_hash(list(units))
+        self._cache_dir = cache_dir
+        by_unit = iter(units)
+        self.views = {p.spec.name: CompiledView(p, next(by_unit), cache_dir)
+                      for p in graph.views}
+        self.request_views = {p.spec.name: CompiledRequestView(p, next(by_unit), cache_dir)
+                              for p in graph.request_views}
 
-    def warm(self) -> None:
-        """Compile (or load from the disk cache) every kernel now, not on first use."""
-        for kernels in (*self.views.values(), *self.request_views.values()):
-            kernels.warm()
+    def warm(self, progress: Progress | None = None) -> None:
+        """Compile now, not on first use, every kernel that is not in the cache yet.
+
+        Kernels that are (their ready mark is there) are not even loaded. `progress` gets
+        a line for each unit that compiles, and one for the shared engine the first time
+        this cache meets it.
+        """
+        report = progress or (lambda line: None)
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        mark = engine_mark(self._cache_dir)
+        if not mark.exists():
+            # Cached machine code needs no loading here; it loads when a kernel runs.
+            if not _engine_cached():
+                report("compiling the shared kernels (once per machine)")
+                _engine().warm()
+            mark.touch()
+        kernels = [*self.views.values(), *self.request_views.values()]
+        for number, compiled in enumerate(kernels, 1):
+            mark = ready_mark(self._cache_dir, compiled.unit.module_name)
+            if not mark.exists():
+                report(f"compiling {compiled.name} ({number}/{len(kernels)})")
+                compiled.warm()
+                mark.touch()
 
 
-# The generated module calls these kernels; Numba's cache of a caller does not notice when
-# a callee's source changes, so their text is part of the cache key.
-_RUNTIME_SOURCE = Path(windows.__file__).read_text()
+def _engine() -> ModuleType:
+    """The shared kernels (importing them imports Numba, so only when a kernel runs)."""
+    from transforms import engine
+
+    return engine
+
+
+def _engine_cached() -> bool:
+    """Whether the shared kernels' machine code is in Numba's disk cache already.
+
+    Reads the cache's index (which Numba empties when the engine's source changes); used
+    only to say what is about to happen, so any doubt answers False.
+    """
+    engine = _engine()
+    for kernel in (engine.training, engine.states, engine.values):
+        try:
+            if not kernel._cache._cache_file._load_index():
+                return False
+        except Exception:
+            return False
+    return True
 
 
 def graph_source(spec: GraphSpec) -> tuple[Graph, str, str]:
-    """Build the graph and generate its module: (graph, source, hash)."""
+    """Build the graph and generate its modules: (graph, their joined source, hash)."""
     graph = build_graph(spec)
-    source = generate_module(graph)
-    key = f"{CODEGEN_VERSION}\n{numba.__version__}\n{_RUNTIME_SOURCE}\n{source}"
-    return graph, source, hashlib.sha256(key.encode()).hexdigest()[:20]
+    units = graph_units(graph)
+    return graph, "\n\n".join(unit.shown for unit in units), graph_hash(units)
 
 
 def compile_graph(spec: GraphSpec, cache_dir: Path | str) -> CompiledGraph:
-    """Generate, cache and load the kernels for `spec`.
+    """Build the graph and generate its modules; kernels compile on first use.
 
     Raises:
         transforms.errors.GraphError: a definition cannot be compiled.
     """
-    graph, source, digest = graph_source(spec)
-    name = f"fs_kernels_{digest}"
-    module = sys.modules.get(name) or _load(Path(cache_dir), name, source)
-    return CompiledGraph(graph, source, digest, module)
-
-
-def _load(cache_dir: Path, name: str, source: str) -> ModuleType:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{name}.py"
-    if not path.exists():
-        # Write then rename: a concurrent process sees no file or the whole file.
-        handle, temporary = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            file.write(source)
-        os.replace(temporary, path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load generated kernels from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+    graph = build_graph(spec)
+    return CompiledGraph(graph, graph_units(graph), Path(cache_dir))

@@ -1,9 +1,9 @@
 """The offline data-access layer over DuckDB.
 
-Reading sources and their schemas (`sources`, `schema`), streaming events to the kernels
-in hash partitions sorted by (entity, time) (`events`, `keys`), string dictionaries
-(`dictionaries`), spines (`spine`), and durable pushed events (`segments`,
-`push_validation`).
+Reading sources and their schemas (`sources`, `schema`), Parquet copies of CSV sources
+kept between calls (`source_cache`), streaming events to the kernels in hash partitions
+sorted by (entity, time) (`events`, `keys`), string dictionaries (`dictionaries`),
+spines (`spine`), and durable pushed events (`segments`, `push_validation`).
 """
 
 from featurestore.offline.dictionaries import build_dictionaries, decode_codes, encode_strings

@@ -32,6 +32,7 @@ from featurestore.offline.sources import (
     located_errors,
     quote_identifier,
     quote_literal,
+    reads_copy,
     segments_relation,
 )
 from transforms.spec import ColumnType
@@ -283,14 +284,15 @@ def plan_events(
     return EventQuery(spec.name, spec.location, tuple(key_types.items()), *values, tuple(parts))
 
 
-def is_costly_to_rescan(spec: SourceSpec) -> bool:
+def is_costly_to_rescan(spec: SourceSpec, base_dir: Path | str) -> bool:
     """Whether reading the source once per partition costs much more than once.
 
-    Parquet files and DuckDB tables are columnar: a partition's scan reads only the
-    columns it needs and is cheap. CSV must be parsed again, a query computed again.
+    Parquet files (a CSV source's Parquet copy among them) and DuckDB tables are
+    columnar: a partition's scan reads only the columns it needs and is cheap. CSV must
+    be parsed again, a query computed again.
     """
     if spec.path:
-        return not spec.path.lower().endswith(PARQUET_SUFFIXES)
+        return not (spec.path.lower().endswith(PARQUET_SUFFIXES) or reads_copy(spec, base_dir))
     return bool(spec.query)
 
 

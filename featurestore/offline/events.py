@@ -5,8 +5,9 @@ the rows whose `hash(keys) % partitions` is the partition's number, sorts them, 
 returns Arrow. Memory is bounded by the largest partition, not by the source: choose the
 count with `suggest_partitions`. A partition is read independently of the others, so a
 worker process can read its own partitions from a planned `EventQuery`
-(`event_query.plan_events`). CSV and query sources are staged first (one pass writes
-each partition's rows to disk), so they are not parsed or computed once per partition.
+(`event_query.plan_events`). CSV sources without a Parquet copy (`source_cache.py`) and
+query sources are staged first (one pass writes each partition's rows to disk), so they
+are not parsed or computed once per partition.
 
 Within a partition rows are ordered by the entity keys, the timestamp, the numeric value
 columns (as float64, in `columns` order, NaN last), then the string columns by dictionary
@@ -213,7 +214,7 @@ def read_partitions(
     # Planning runs now, so a bad source fails at the call rather than at the first next().
     query = plan_events(con, spec, base_dir, keys, columns, string_columns, start_us, end_us,
                         entities)
-    stage = partitions > 1 and is_costly_to_rescan(spec)
+    stage = partitions > 1 and is_costly_to_rescan(spec, base_dir)
     return _stream(con, query, dictionaries, max(partitions, 1), stage, staging_dir, prefetch)
 
 

@@ -57,6 +57,7 @@ from featurestore.offline.manifest import (
     capture_manifest,
     compare_manifests,
 )
+from featurestore.offline.source_cache import SourceCache, source_cache_dir
 from featurestore.offline.sources import count_rows, quote_identifier
 from featurestore.online.entity_keys import decode_entity_key, encode_entity_key
 from featurestore.online.published import PublishedRegistry, ViewPublication, publication_metadata
@@ -178,9 +179,11 @@ def _materialize_offline(con: duckdb.DuckDBPyConnection, store: StoreContext,
     _create_tables(con)
     con.begin()
     try:
-        with tempfile.TemporaryDirectory(prefix="featurestore-") as staging:
+        with (tempfile.TemporaryDirectory(prefix="featurestore-") as staging,
+              SourceCache(source_cache_dir(store.offline_path)) as copies):
             runs = [_materialize_view(con, _ViewJob(store, graph.views[name], keys[name],
-                                                    end_us, Path(staging)), full, progress)
+                                                    end_us, Path(staging), copies),
+                                      full, progress)
                     for name in store.registry.feature_views]
         # Views removed from the registry leave nothing behind that a reader could use.
         names = list(store.registry.feature_views)
@@ -195,13 +198,15 @@ def _materialize_offline(con: duckdb.DuckDBPyConnection, store: StoreContext,
 
 @dataclass(frozen=True)
 class _ViewJob:
-    """One view's share of a run: what it reads and where its scratch files go."""
+    """One view's share of a run: what it reads and where its scratch files go
+    (`copies`: the run's Parquet copies of CSV sources)."""
 
     store: StoreContext
     view: CompiledView
     state_key: str
     end_us: int
     staging: Path
+    copies: SourceCache
 
     @property
     def name(self) -> str:
@@ -232,7 +237,8 @@ def _materialize_view(con: duckdb.DuckDBPyConnection, job: _ViewJob, full: bool,
     policy = job.source.change_policy
     manifest = capture_manifest(spec, policy, store.base_dir, rebuild=full)
     # Every read of this run sees the same pushed segments: the ones recorded.
-    spec = dataclasses.replace(spec, segments=manifest.segments)
+    spec = job.copies.use(dataclasses.replace(spec, segments=manifest.segments),
+                          store.base_dir)
     source = ViewSource(spec, store.base_dir, job.keys, view.input_columns, view.string_columns)
     changes, reason = _what_changed(name, previous, manifest, job, full)
     # Counting may scan the source (CSV, queries): once per view, for every pass.

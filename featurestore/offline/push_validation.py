@@ -17,11 +17,11 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore.errors import InputError
+from featurestore.loaded_pandas import is_pandas_null
 from featurestore.offline.arrow_types import ARROW_TYPES, NAIVE_MICROS, is_text_type
 from featurestore.offline.spine import to_arrow
 from featurestore.offline.timestamps import normalize_timestamps
@@ -35,7 +35,7 @@ class _Refused(ValueError):
 
 
 def _is_null(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None or is_pandas_null(value):
         return True
     return isinstance(value, float) and math.isnan(value)
 
@@ -72,6 +72,14 @@ def _to_string(value: Any) -> str:
     raise _Refused
 
 
+def _numpy_datetime(value: np.datetime64) -> dt.datetime:
+    """A numpy datetime as a naive datetime (microseconds; NaT is refused)."""
+    moment = value.astype("datetime64[us]").astype(dt.datetime)
+    if not isinstance(moment, dt.datetime):
+        raise _Refused
+    return moment
+
+
 def _to_timestamp(value: Any) -> dt.datetime:
     if isinstance(value, str):
         try:
@@ -79,7 +87,7 @@ def _to_timestamp(value: Any) -> dt.datetime:
         except ValueError:
             raise _Refused from None
     elif isinstance(value, np.datetime64):
-        value = pd.Timestamp(value).to_pydatetime()
+        value = _numpy_datetime(value)
     elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         value = dt.datetime(value.year, value.month, value.day)
     if not isinstance(value, dt.datetime):

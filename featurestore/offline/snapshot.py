@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 
 from featurestore.compilation import source_spec
 from featurestore.errors import InputError
 from featurestore.offline.keys import CANONICAL_KEY_TYPES
 from featurestore.offline.point_in_time import key_kinds
+from featurestore.offline.source_cache import SourceCache, source_cache_dir
 from featurestore.offline.sources import (
     fetch_table,
     quote_identifier,
@@ -33,6 +33,9 @@ from featurestore.offline.training import (
 )
 from featurestore.offline.training_output import arrow_result, pandas_result
 from featurestore.times import to_micros
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 if TYPE_CHECKING:
     from featurestore.context import StoreContext
@@ -108,10 +111,19 @@ def _distinct_keys(
     at_us: int,
 ) -> pa.Table:
     """Distinct keys (canonical types) of events before `at_us` in the views' sources."""
-    registry = store.registry
-    tables = []
-    for name in dict.fromkeys(registry.feature_views[view].source for view in views):
-        spec = source_spec(registry, name, store.offline_path)
+    sources = dict.fromkeys(store.registry.feature_views[view].source for view in views)
+    tables = [_source_keys(con, store, name, keys, at_us) for name in sources]
+    combined = pa.concat_tables(tables)
+    distinct = combined.group_by(list(keys)).aggregate([]).select(list(keys))
+    return distinct.sort_by([(key, "ascending") for key in keys])
+
+
+def _source_keys(con: duckdb.DuckDBPyConnection, store: StoreContext, name: str,
+                 keys: Sequence[str], at_us: int) -> pa.Table:
+    """Distinct keys (canonical types) of the events of one source before `at_us`."""
+    with SourceCache(source_cache_dir(store.offline_path)) as copies:
+        spec = copies.use(source_spec(store.registry, name, store.offline_path),
+                          store.base_dir)
         kinds = key_kinds(con, spec, store.base_dir, keys)
         selected = ", ".join(
             f"CAST({quote_identifier(key)} AS {CANONICAL_KEY_TYPES[kind][0]}) "
@@ -122,10 +134,7 @@ def _distinct_keys(
         # source_relation holds the time as a naive TIMESTAMP in UTC.
         before = f"{quote_identifier(spec.timestamp)} < make_timestamp({int(at_us)}::BIGINT)"
         with source_errors(spec):
-            tables.append(fetch_table(
+            return fetch_table(
                 con, f"SELECT DISTINCT {selected} FROM {source_relation(spec, store.base_dir)} "
                 f"WHERE {present} AND {before}",
-            ))  # fmt: skip
-    combined = pa.concat_tables(tables)
-    distinct = combined.group_by(list(keys)).aggregate([]).select(list(keys))
-    return distinct.sort_by([(key, "ascending") for key in keys])
+            )  # fmt: skip

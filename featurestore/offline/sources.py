@@ -25,6 +25,21 @@ _GLOB_CHARACTERS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
+class SourceCopy:
+    """A Parquet copy of a source's files, read instead of them (see `source_cache.py`).
+
+    Attributes:
+        parquet: the copy: the same columns, types and rows as `relation`.
+        relation: the FROM-clause text the copy stands for; the copy is read only where
+            `base_relation` would produce exactly this text, so a spec narrowed to other
+            files (`dataclasses.replace(spec, files=...)`) reads those files again.
+    """
+
+    parquet: str
+    relation: str
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """Where one source's events are read from.
 
@@ -44,6 +59,8 @@ class SourceSpec:
             the segments it records); None reads whatever `pushed_dir` holds.
         files: for a `path` source, the files to read instead of what the path
             matches (a non-empty tuple of absolute paths); None reads the path.
+        cached: a Parquet copy of the files, checked fresh by whoever set it
+            (`source_cache.SourceCache.use`); None reads the files themselves.
     """
 
     name: str
@@ -54,6 +71,7 @@ class SourceSpec:
     pushed_dir: str | None = None
     segments: tuple[str, ...] | None = None
     files: tuple[str, ...] | None = None
+    cached: SourceCopy | None = None
 
     def __post_init__(self) -> None:
         given = [kind for kind in ("path", "table", "query") if getattr(self, kind)]
@@ -125,6 +143,28 @@ def _file_reader(spec: SourceSpec, path: str) -> str:
 
 def base_relation(spec: SourceSpec, base_dir: Path | str) -> str:
     """FROM-clause text of the source itself, without pushed events, in its own types.
+
+    A spec with a Parquet copy (`spec.cached`) of exactly these files reads the copy.
+
+    Raises:
+        SourceError: the path has an unknown extension, or names a file that is missing.
+    """
+    if spec.cached is not None and reads_copy(spec, base_dir):
+        return f"read_parquet({quote_literal(spec.cached.parquet)})"
+    return direct_relation(spec, base_dir)
+
+
+def reads_copy(spec: SourceSpec, base_dir: Path | str) -> bool:
+    """Whether `base_relation` reads the spec's Parquet copy rather than its files.
+
+    Raises:
+        SourceError: see `direct_relation`.
+    """
+    return spec.cached is not None and spec.cached.relation == direct_relation(spec, base_dir)
+
+
+def direct_relation(spec: SourceSpec, base_dir: Path | str) -> str:
+    """FROM-clause text reading the source's own files, table or query (no copy).
 
     Raises:
         SourceError: the path has an unknown extension, or names a file that is missing.

@@ -11,15 +11,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from featurestore.errors import InputError
+from featurestore.loaded_pandas import is_dataframe
 from featurestore.offline.timestamps import epoch_micros, normalize_timestamps
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _read_parquet(path: str | os.PathLike[str]) -> pa.Table:
@@ -50,7 +54,7 @@ def to_arrow(spine: object) -> pa.Table:
         return spine
     if isinstance(spine, pa.RecordBatch):
         return pa.Table.from_batches([spine])
-    if isinstance(spine, pd.DataFrame):
+    if is_dataframe(spine):
         return _from_pandas(spine)
     if isinstance(spine, (str, os.PathLike)):
         return _read_parquet(spine)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -13,6 +12,7 @@ from featurestore.offline.arrow_types import NAIVE_MICROS, UTC_MICROS, is_text_t
 
 def _parse_text(values: pa.ChunkedArray, label: str) -> pa.ChunkedArray:
     """ISO-8601 strings → UTC timestamps (strings without an offset are UTC)."""
+    import pandas as pd
     series = values.to_pandas()
     try:
         parsed = pd.to_datetime(series, utc=True, format="ISO8601")

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from featurestore.compilation import source_spec
@@ -28,6 +27,7 @@ from featurestore.offline.point_in_time import (
     earliest_event_needed,
 )
 from featurestore.offline.request_features import evaluate_request_feature, read_request_fields
+from featurestore.offline.source_cache import SourceCache, source_cache_dir
 from featurestore.offline.sources import quote_literal
 from featurestore.offline.spine import load_spine, spine_micros
 from featurestore.offline.training_output import (
@@ -40,6 +40,9 @@ from featurestore.references import FeatureSelection, select_features
 from transforms import CompiledGraph
 from transforms.graph import RequestInputs
 from transforms.spec import ColumnType
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 if TYPE_CHECKING:
     from featurestore.context import StoreContext
@@ -199,19 +202,21 @@ def _all_view_values(
     graph = store.kernels()
     first = int(spine_us.min()) if len(spine_us) else 0
     results = {}
-    for view, features in plan.views.items():
-        definition = registry.feature_views[view]
-        windows = [
-            (definition.features[name].window, registry.effective_hop(view, name))
-            for name in features
-        ]
-        keys = registry.entities[definition.entity].keys
-        request = ViewRequest(
-            graph.views[view], source_spec(registry, definition.source, store.offline_path),
-            tuple(keys), features, earliest_event_needed(windows, first),
-        )  # fmt: skip
-        results[view] = compute_view_values(con, request, store.base_dir, spine.select(keys),
-                                            spine_us)
+    # CSV sources are read from Parquet copies, kept between calls while they are fresh.
+    with SourceCache(source_cache_dir(store.offline_path)) as copies:
+        for view, features in plan.views.items():
+            definition = registry.feature_views[view]
+            windows = [
+                (definition.features[name].window, registry.effective_hop(view, name))
+                for name in features
+            ]
+            keys = registry.entities[definition.entity].keys
+            source = copies.use(source_spec(registry, definition.source, store.offline_path),
+                                store.base_dir)
+            request = ViewRequest(graph.views[view], source, tuple(keys), features,
+                                  earliest_event_needed(windows, first))
+            results[view] = compute_view_values(con, request, store.base_dir,
+                                                spine.select(keys), spine_us)
     return results
 
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from featurestore.feature_columns import feature_array
 from transforms.spec import ColumnType
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Aggregations that are 0, never null, over an empty window (DESIGN §4.3).
 NEVER_NULL_AGGREGATIONS = frozenset({"count", "sum"})
@@ -49,6 +52,7 @@ class FeatureColumn:
 
     def to_pandas(self) -> np.ndarray | pd.api.extensions.ExtensionArray:
         """The column as values for a pandas DataFrame (nullable dtypes where needed)."""
+        import pandas as pd
         array = self.to_arrow()
         null = np.isnan(self.values)
         if pa.types.is_floating(array.type):
@@ -71,6 +75,7 @@ def arrow_result(spine: pa.Table, columns: Sequence[FeatureColumn]) -> pa.Table:
 
 def pandas_result(spine: pa.Table, columns: Sequence[FeatureColumn]) -> pd.DataFrame:
     """The spine as pandas with the feature columns appended (a fresh RangeIndex)."""
+    import pandas as pd
     frame = spine.to_pandas()
     if not columns:
         return frame

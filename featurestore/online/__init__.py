@@ -8,12 +8,15 @@ the embedded SQLite file ``<base_dir>/online.sqlite``; a ``redis://``, ``rediss:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from featurestore.errors import RegistryError
 from featurestore.online.base import OnlineStore, ReadResult, Request, UpdateFunction
 from featurestore.online.entity_keys import decode_entity_key, encode_entity_key
 from featurestore.online.local_store import LocalOnlineStore
-from featurestore.online.redis_store import RedisOnlineStore
+
+if TYPE_CHECKING:
+    from featurestore.online.redis_store import RedisOnlineStore
 
 LOCAL_FILE_NAME = "online.sqlite"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -50,6 +53,8 @@ def open_online_store(setting: str, base_dir: Path, project: str) -> OnlineStore
     if setting == "local":
         return LocalOnlineStore(Path(base_dir) / LOCAL_FILE_NAME, project)
     if isinstance(setting, str) and setting.startswith(_REDIS_SCHEMES):
+        from featurestore.online.redis_store import RedisOnlineStore
+
         try:
             return RedisOnlineStore(setting, project)
         except ValueError as error:
@@ -60,3 +65,12 @@ def open_online_store(setting: str, base_dir: Path, project: str) -> OnlineStore
         f"store.online: expected 'local' or a URL starting with redis://, rediss:// or "
         f"unix://, got {shown!r}"
     ])
+
+
+def __getattr__(name: str) -> Any:
+    # The Redis client is imported only by projects that use it.
+    if name == "RedisOnlineStore":
+        from featurestore.online.redis_store import RedisOnlineStore
+
+        return RedisOnlineStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
