@@ -294,12 +294,17 @@ def copy_state(source: np.ndarray, srow: int, target: np.ndarray, trow: int,
 @numba.njit(**_HELPER)
 def build_tiles(ts: np.ndarray, V: np.ndarray, e0: int, e1: int, old: np.ndarray,
                 m_old: int, T: np.ndarray, base: int, cutoff: int, FT: np.ndarray,
-                GT: np.ndarray, g: int, hops: np.ndarray) -> int:
+                GT: np.ndarray, g: int, hops: np.ndarray, spans: np.ndarray) -> int:
     """Tiles of group `g` at every level from events `e0 .. e1 - 1`, extending `old`.
 
     Writes rows `base ..` of T, sorted by key, and returns how many it kept: tiles that
     end before `cutoff` are dropped. An old tile that new events fall into is copied and
     folded further, so a state grows by exactly the folds a rebuild would make.
+    `hops` and `spans` are scratch (at least one entry per event, and per tile of a level).
+
+    Per level, a first pass lays out the kept tiles (key, starting state, events); then
+    each feature folds every tile's events, so the aggregation is chosen once per
+    feature and level rather than once per tile.
     """
     hop, levels = GT[g, G_HOP], GT[g, G_LEVELS]
     width, f0, f1 = GT[g, G_WIDTH] + 1, GT[g, G_F0], GT[g, G_F1]
@@ -312,6 +317,7 @@ def build_tiles(ts: np.ndarray, V: np.ndarray, e0: int, e1: int, old: np.ndarray
     for k in range(levels):
         shift = 2 * k
         size = hop << shift
+        first = m
         i = 0
         while True:
             has_old = p < m_old and tile_level(old[p, 0]) == k
@@ -321,21 +327,27 @@ def build_tiles(ts: np.ndarray, V: np.ndarray, e0: int, e1: int, old: np.ndarray
             j_old = tile_index(old[p, 0]) if has_old else 0
             j_event = hops[i] >> shift if has_event else 0
             j = j_old if has_old and (not has_event or j_old <= j_event) else j_event
-            row = base + m
-            # Row m is written either way; a tile before the cutoff is not kept (m stays),
-            # so the next tile overwrites it.
-            if has_old and j_old == j:
-                copy_state(old, p, T, row, width)
-                p += 1
-            else:
-                T[row, 0] = tile_key(k, j)
-                empty_group(T, row, FT, f0, f1)
+            from_old = has_old and j_old == j
             i0 = i
             while i < n and (hops[i] >> shift) == j:
                 i += 1
-            fold_group(T, row, FT, f0, f1, ts, V, e0 + i0, e0 + i)
-            if j * size >= cutoff:
+            if j * size >= cutoff:  # a tile before the cutoff is not kept
+                row = base + m
+                if from_old:
+                    copy_state(old, p, T, row, width)
+                else:
+                    T[row, 0] = tile_key(k, j)
+                    empty_group(T, row, FT, f0, f1)
+                spans[0, m - first] = e0 + i0
+                spans[1, m - first] = e0 + i
                 m += 1
+            if from_old:
+                p += 1
+        for f in range(f0, f1):
+            agg, o, column = FT[f, AGG], FT[f, OFFSET], FT[f, EXPR]
+            for t in range(m - first):
+                fold_events(agg, T, base + first + t, o, ts, V, column, spans[0, t],
+                            spans[1, t])
     return m
 
 
@@ -455,6 +467,7 @@ def training(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, qent: np.ndarray,
     first = np.empty((max(WT.shape[0], 1), max_levels), np.int64)
     scratch = np.empty((4, max(max_blocks, max_levels)), np.int64)
     hops = np.empty(longest, np.int64)
+    spans = np.empty((2, longest + 1), np.int64)
     h = np.empty(max(G, 1), np.int64)
     none = np.empty((0, max_width))
     i = i0
@@ -471,7 +484,8 @@ def training(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, qent: np.ndarray,
         while j < q1 and qent[j] == e:
             j += 1
         for g in range(G):
-            m = build_tiles(ts, V, e0, e1, none, zero, T, base[g], lowest, FT, GT, g, hops)
+            m = build_tiles(ts, V, e0, e1, none, zero, T, base[g], lowest, FT, GT, g, hops,
+                            spans)
             level_starts(T, base[g], m, GT[g, G_LEVELS], starts, g)
             restart_searches(starts, g, first, GT[g, G_W0], GT[g, G_W1], GT[g, G_LEVELS])
             h[g] = e0
@@ -535,6 +549,7 @@ def states(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, old_data: np.ndarray,
         max_width = max(max_width, width)
     T = np.empty((total, max_width))
     hops = np.empty(longest, np.int64)
+    spans = np.empty((2, longest + most_old + 1), np.int64)
     life = np.empty((1, max_width))
     data = np.empty(bound)
     off = np.empty(ne + 1, np.int64)
@@ -558,7 +573,8 @@ def states(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, old_data: np.ndarray,
             pos_old += m_old * width
             hop = GT[g, G_HOP]
             cutoff = floor_div(end, hop) * hop - GT[g, G_MAX_WINDOW]
-            m = build_tiles(ts, V, e0, i, old, m_old, T, base[g], cutoff, FT, GT, g, hops)
+            m = build_tiles(ts, V, e0, i, old, m_old, T, base[g], cutoff, FT, GT, g, hops,
+                            spans)
             data[o + 1 + g] = m
             for r in range(m):
                 for c in range(width):

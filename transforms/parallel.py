@@ -45,25 +45,26 @@ def split_queries(entity: np.ndarray,
     """Query and event ranges (q0, q1, i0, i1), one per thread, cut between entities.
 
     Both arrays are sorted; the events of every query in q0 .. q1 - 1 lie in i0 .. i1 - 1.
+    Parts get about equal work, counted as events plus queries: an entity's tiles cost
+    in proportion to its events, and users' activity is far from even.
     """
     q = len(query_entity)
     parts = max(1, min(threads(), q // MIN_QUERIES_PER_THREAD))
-    cuts = [0]
-    for k in range(1, parts):
-        at = q * k // parts
-        # Move the cut forward to the next change of entity.
-        at = int(np.searchsorted(query_entity, query_entity[at], side="right"))
-        if cuts[-1] < at < q:
-            cuts.append(at)
-    cuts.append(q)
+    if parts == 1:
+        return [(0, q, 0, len(entity))] if q else [(0, 0, 0, 0)]
+    # Work up to the end of each queried entity: its events and queries, cumulated.
+    ends = np.flatnonzero(np.r_[query_entity[1:] != query_entity[:-1], True]) + 1
+    last_events = np.searchsorted(entity, query_entity[ends - 1], side="right")
+    first_event = int(np.searchsorted(entity, query_entity[0], side="left"))
+    work = (last_events - first_event) + ends
+    chosen = np.searchsorted(work, work[-1] * np.arange(1, parts) / parts)
+    cuts = sorted({0, q, *(int(ends[k]) for k in chosen if k < len(ends))})
     ranges = []
     for q0, q1 in itertools.pairwise(cuts):
-        if q0 == q1:
-            continue
         i0 = int(np.searchsorted(entity, query_entity[q0], side="left"))
         i1 = int(np.searchsorted(entity, query_entity[q1 - 1], side="right"))
         ranges.append((q0, q1, i0, i1))
-    return ranges or [(0, 0, 0, 0)]
+    return ranges
 
 
 def run_parallel(tasks: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
