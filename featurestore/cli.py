@@ -120,7 +120,7 @@ def compile_command(registry: Path, show: bool) -> None:
     store = FeatureStore(registry)
     started = time.perf_counter()
     kernels = store.kernels()
-    kernels.warm(_to_stderr)
+    kernels.compile_missing(_to_stderr)
     if show:
         click.echo(kernels.source, nl=False)
         return

@@ -124,7 +124,7 @@ class FeatureStore:
             StoreLockedError: the offline file stayed locked by another process.
         """
         self._check_sources()
-        self.kernels().warm(progress)
+        self.kernels().compile_missing(progress)
         return self._context.offline_database().apply(self.registry, self.registry_text)
 
     def _check_sources(self) -> None:

@@ -276,12 +276,12 @@ class CompiledGraph:
         self.request_views = {p.spec.name: CompiledRequestView(p, next(by_unit), cache_dir)
                               for p in graph.request_views}
 
-    def warm(self, progress: Progress | None = None) -> None:
-        """Compile now, not on first use, every kernel that is not in the cache yet.
+    def compile_missing(self, progress: Progress | None = None) -> None:
+        """Compile now every kernel that is not in the cache yet; load nothing else.
 
-        Kernels that are (their ready mark is there) are not even loaded. `progress` gets
-        a line for each unit that compiles, and one for the shared engine the first time
-        this cache meets it.
+        Kernels whose ready mark is there are not even loaded (`apply` of a registry whose
+        views are all cached imports no Numba). `progress` gets a line for each unit that
+        compiles, and one for the shared engine the first time this cache meets it.
         """
         report = progress or (lambda line: None)
         self._cache_dir.mkdir(parents=True, exist_ok=True)
@@ -299,6 +299,14 @@ class CompiledGraph:
                 report(f"compiling {compiled.name} ({number}/{len(kernels)})")
                 compiled.warm()
                 mark.touch()
+
+    def warm(self, progress: Progress | None = None) -> None:
+        """Compile what is missing, then load every kernel into this process, so that no
+        call waits for one (a server does this before it takes requests)."""
+        self.compile_missing(progress)
+        _engine().warm()
+        for compiled in (*self.views.values(), *self.request_views.values()):
+            compiled.warm()
 
 
 def _engine() -> ModuleType:

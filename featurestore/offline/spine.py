@@ -31,7 +31,12 @@ def _read_parquet(path: str | os.PathLike[str]) -> pa.Table:
     if not location.exists():
         raise InputError(f"spine file not found: {location}")
     try:
-        return pq.read_table(location)
+        if location.is_file():
+            # `read_table` goes through pyarrow.dataset, whose import loads pandas: most
+            # of a second on a first call. One file needs neither.
+            with pq.ParquetFile(location) as file:
+                return file.read()
+        return pq.read_table(location)  # a folder of Parquet files
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"spine file {location} is not readable Parquet: {error}") from error
 
