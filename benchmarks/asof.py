@@ -121,15 +121,6 @@ feature_views:
 # Children
 
 
-def _peak_mb() -> float:
-    """This process's peak resident set size (VmHWM) in MB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 def _timed(work: Callable[[], Any]) -> tuple[dict[str, float], Any]:
     wall, cpu = time.perf_counter(), time.process_time()
     result = work()
@@ -259,6 +250,7 @@ def run_child_mode(args: argparse.Namespace) -> None:
     """Run one child and print its JSON report as the last stdout line."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from process_memory import peak_mb  # beside this script, which is on sys.path
 
     folder = args.work_dir
     if args.child == "prepare":
@@ -270,7 +262,7 @@ def run_child_mode(args: argparse.Namespace) -> None:
         else:
             report, column = child_pandas(folder, args.window_us, args.hop_us)
         pq.write_table(pa.table({FEATURE: column}), folder / f"result-{args.child}.parquet")
-    print(json.dumps({**report, "peak_mb": _peak_mb()}), flush=True)
+    print(json.dumps({**report, "peak_mb": peak_mb()}), flush=True)
 
 
 # ---------------------------------------------------------------------------------------

@@ -128,15 +128,6 @@ def training_set_sql(events: Path, spine: Path, rows: int | None = None) -> str:
 # Children: each contender runs in a process of its own and prints a JSON line.
 
 
-def _peak_mb() -> float:
-    """This process's peak resident set size (VmHWM) in MB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 def _timed(work: Any) -> tuple[dict[str, float], Any]:
     wall, cpu = time.perf_counter(), time.process_time()
     result = work()
@@ -215,6 +206,7 @@ def pandas_training_set(project: Path) -> Any:
 def run_child_mode(args: argparse.Namespace) -> None:
     """Run one contender, write its result as Parquet, print its measurements."""
     import pyarrow.parquet as pq
+    from process_memory import peak_mb  # beside this script, which is on sys.path
 
     project = args.work_dir
     if args.child == "sql":
@@ -223,7 +215,7 @@ def run_child_mode(args: argparse.Namespace) -> None:
     else:
         timing, table = {"project": child_project, "pandas": child_pandas}[args.child](project)
     pq.write_table(table, project / f"result-{args.child}.parquet")
-    print(json.dumps({**timing, "peak_mb": _peak_mb(), "rows": table.num_rows}))
+    print(json.dumps({**timing, "peak_mb": peak_mb(), "rows": table.num_rows}))
 
 
 # ---------------------------------------------------------------------------------------

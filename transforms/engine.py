@@ -373,6 +373,18 @@ def restart_searches(starts: np.ndarray, g: int, first: np.ndarray, w0: int, w1:
             first[w, level] = starts[g, level]
 
 
+@numba.njit(**_INLINE)
+def lower_bound(T: np.ndarray, lo: int, hi: int, key: float) -> int:
+    """The first row in `lo .. hi - 1` of T whose key (column 0) is >= key, else hi."""
+    while lo < hi:
+        middle = (lo + hi) >> 1
+        if T[middle, 0] < key:
+            lo = middle + 1
+        else:
+            hi = middle
+    return lo
+
+
 @numba.njit(**_HELPER)
 def window_values(T: np.ndarray, starts: np.ndarray, g: int, first: np.ndarray, w: int,
                   levels: int, hops: int, B: int, H: np.ndarray, hrow: int, A: np.ndarray,
@@ -406,13 +418,7 @@ def window_values(T: np.ndarray, starts: np.ndarray, g: int, first: np.ndarray, 
         while row + step <= end and T[row + step - 1, 0] < key:
             row += step
             step *= 2
-        top = min(end, row + step)
-        while row < top:
-            middle = (row + top) >> 1
-            if T[middle, 0] < key:
-                row = middle + 1
-            else:
-                top = middle
+        row = lower_bound(T, row, min(end, row + step), key)
         if hint[level] < 0:
             first[w, level] = row
         hint[level] = row
@@ -648,14 +654,8 @@ def values(data: np.ndarray, off: np.ndarray, at: np.ndarray, FT: np.ndarray,
 @numba.njit(**_HELPER)
 def _find_tile(T: np.ndarray, count: int, key: float) -> int:
     """Row of `key` in the first `count` rows of T (sorted by column 0), or -1."""
-    lo, hi = 0, count
-    while lo < hi:
-        middle = (lo + hi) >> 1
-        if T[middle, 0] < key:
-            lo = middle + 1
-        else:
-            hi = middle
-    return lo if lo < count and T[lo, 0] == key else -1
+    row = lower_bound(T, np.int64(0), count, key)
+    return row if row < count and T[row, 0] == key else -1
 
 
 def warm() -> None:
