@@ -11,16 +11,20 @@ float64 value per spine row and wanted feature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from featurestore.offline import events
 from featurestore.offline.dictionaries import build_dictionaries
+from featurestore.offline.event_query import EntityFilter
 from featurestore.offline.events import read_partitions, suggest_partitions
 from featurestore.offline.keys import normalize_keys, partition_of_keys
 from featurestore.offline.schema import check_columns, describe_source
@@ -30,6 +34,10 @@ from transforms.spec import ColumnType
 
 # Events per hash partition: one partition's events are in memory at a time.
 ROWS_PER_PARTITION = events.ROWS_PER_PARTITION
+# A spine whose entities are few next to the source's rows (fewer than one per this many
+# rows) reads only those entities' events: a 1,000-row spine need not read, sort and
+# evaluate 10M events. Spines that cover most entities read everything, unfiltered.
+ROWS_PER_FILTERED_ENTITY = 1000
 
 
 @dataclass(frozen=True)
@@ -116,16 +124,40 @@ def compute_view_values(
     key_types = key_kinds(con, request.source, base_dir, request.keys)
     keys = normalize_keys(spine_keys, key_types)
     dictionaries = build_dictionaries(con, request.source, base_dir, view.string_columns)
-    partitions = suggest_partitions(
-        count_rows(con, request.source, base_dir), ROWS_PER_PARTITION
-    )
+    source_rows = count_rows(con, request.source, base_dir)
+    partitions = suggest_partitions(source_rows, ROWS_PER_PARTITION)
     by_partition = _rows_by_partition(
         partition_of_keys(con, keys, key_types, partitions), partitions
     )
-    partition_events = read_partitions(
-        con, request.source, base_dir, request.keys, view.input_columns, view.string_columns,
-        dictionaries, request.start_us, int(spine_us.max()), partitions,
-    )  # fmt: skip
+    with _spine_entities(keys, source_rows) as entities:
+        partition_events = read_partitions(
+            con, request.source, base_dir, request.keys, view.input_columns,
+            view.string_columns, dictionaries, request.start_us, int(spine_us.max()),
+            partitions, entities=entities,
+        )  # fmt: skip
+        _fill_values(view, partition_events, by_partition, keys, spine_us, dictionaries,
+                     wanted, out)
+    return ViewValues(dict(zip(request.features, out, strict=True)), dictionaries)
+
+
+@contextlib.contextmanager
+def _spine_entities(keys: pa.Table, source_rows: int) -> Iterator[EntityFilter | None]:
+    """A filter to the spine's entities when they are few (see ROWS_PER_FILTERED_ENTITY)."""
+    distinct = keys.group_by(keys.column_names).aggregate([])
+    if distinct.num_rows * ROWS_PER_FILTERED_ENTITY >= source_rows:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="featurestore-spine-") as folder:
+        path = Path(folder) / "entities.parquet"
+        pq.write_table(distinct, path)
+        yield EntityFilter(str(path), keep=True)
+
+
+def _fill_values(view: CompiledView, partition_events: Iterator[events.EventPartition],
+                 by_partition: list[np.ndarray], keys: pa.Table, spine_us: np.ndarray,
+                 dictionaries: dict[str, list[str]], wanted: list[int],
+                 out: np.ndarray) -> None:
+    """Run the kernels on each partition's events and queries; values land in `out`."""
     for partition, rows in zip(partition_events, by_partition, strict=True):
         if len(rows) == 0:
             continue
@@ -140,7 +172,6 @@ def compute_view_values(
             query_entity[order], query_ts[order],
         )  # fmt: skip
         out[:, rows[order]] = values[wanted]
-    return ViewValues(dict(zip(request.features, out, strict=True)), dictionaries)
 
 
 def _rows_by_partition(partition_of_row: np.ndarray, partitions: int) -> list[np.ndarray]:

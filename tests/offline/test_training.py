@@ -87,10 +87,13 @@ def _spine_queries(data: st.DataObject, events: list[EventTuple]) -> list[tuple[
     merchants=st.lists(st.sampled_from(["ma", "mb", "mc", UNSEEN_MERCHANT]), min_size=45,
                        max_size=45),
     rows_per_partition=st.sampled_from([point_in_time.ROWS_PER_PARTITION, 7]),
+    # 0: read only the spine's entities' events, always; 10**12: never.
+    rows_per_filtered_entity=st.sampled_from([0, 10**12]),
     names=st.sampled_from(FEATURE_SETS),
 )
 def test_training_set_matches_reference(project, events, data, merchants,
-                                        rows_per_partition, names) -> None:
+                                        rows_per_partition, rows_per_filtered_entity,
+                                        names) -> None:
     folder, store = project
     write_events(folder, events)
     queries = _spine_queries(data, events)
@@ -100,6 +103,7 @@ def test_training_set_matches_reference(project, events, data, merchants,
     with pytest.MonkeyPatch.context() as patch:
         # Small partitions make several hash partitions out of a few events.
         patch.setattr(point_in_time, "ROWS_PER_PARTITION", rows_per_partition)
+        patch.setattr(point_in_time, "ROWS_PER_FILTERED_ENTITY", rows_per_filtered_entity)
         frame = store.get_training_set(spine_frame(queries, merchants), features=features,
                                        full_names=True)
     assert frame["user_id"].tolist() == [user for user, _ in queries]
