@@ -280,6 +280,17 @@ def final_lifetime(S: np.ndarray, FT: np.ndarray, f0: int, f1: int, out: np.ndar
         out[FT[f, OUT], column] = value
 
 
+@numba.njit(**_INLINE)
+def start_lifetime(life: np.ndarray, blob: np.ndarray, pos: int, has_state: bool,
+                   width: int, FT: np.ndarray, f0: int, f1: int) -> None:
+    """Row 0 of `life`: the running state stored in `blob` at `pos`, or empty."""
+    if has_state:
+        for s in range(width):
+            life[0, 1 + s] = blob[pos + s]
+    else:
+        empty_group(life, np.int64(0), FT, f0, f1)
+
+
 # --- tiles -------------------------------------------------------------------------------
 
 
@@ -587,11 +598,7 @@ def states(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, old_data: np.ndarray,
                     data[w + r * width + c] = T[base[g] + r, c]
             w += m * width
         f0, f1 = GT[G, G_F0], GT[G, G_F1]
-        if a1 > a0:
-            for s in range(life_width):
-                life[0, 1 + s] = old_data[pos_old + s]
-        else:
-            empty_group(life, zero, FT, f0, f1)
+        start_lifetime(life, old_data, pos_old, a1 > a0, life_width, FT, f0, f1)
         fold_group(life, zero, FT, f0, f1, ts, V, e0, i)
         for s in range(life_width):
             data[w + s] = life[0, 1 + s]
@@ -643,11 +650,7 @@ def values(data: np.ndarray, off: np.ndarray, at: np.ndarray, FT: np.ndarray,
                 window_values(T, starts, zero, first, w, levels, WT[w, W_HOPS], B, H, hrow,
                               acc, FT, MT, WT[w, W_M0], WT[w, W_M1], scratch, out, b)
         f0, f1 = GT[G, G_F0], GT[G, G_F1]
-        if a1 > a0:
-            for s in range(life_width):
-                life[0, 1 + s] = data[pos + s]
-        else:
-            empty_group(life, zero, FT, f0, f1)
+        start_lifetime(life, data, pos, a1 > a0, life_width, FT, f0, f1)
         final_lifetime(life, FT, f0, f1, out, b, t)
 
 
