@@ -179,10 +179,10 @@ class CompiledView:
                            at_us: int | np.ndarray) -> np.ndarray:
         """Feature values at `at_us` (one time, or one per blob) from state blobs (online)."""
         data, offsets = _pack(blobs)
+        # A copy: contiguous and writable, as the kernel's arguments must be.
         at = np.broadcast_to(np.asarray(at_us, dtype=np.int64), (len(blobs),)).copy()
         out = np.empty((len(self.feature_names), len(blobs)))
-        _engine().values(data, offsets, np.ascontiguousarray(at), *self.layout.tables,
-                      self.layout.max_blocks, out)
+        _engine().values(data, offsets, at, *self.layout.tables, self.layout.max_blocks, out)
         return out
 
     def warm(self) -> None:

@@ -112,6 +112,21 @@ def decompose(start: int, stop: int, levels: int, out_level: np.ndarray,
 # `o` is the aggregation's first slot; slots sit at columns 1 + o, 2 + o, ...
 
 
+@numba.njit(inline="always")
+def replaces(agg: int, kept: float, x: float) -> bool:
+    """Whether a non-null `x` replaces the kept min / max (also while it is NaN, empty)."""
+    return not (kept <= x if agg == MIN else kept >= x)
+
+
+@numba.njit(inline="always")
+def supersedes(agg: int, t0: float, v: float, t: float, x: float) -> bool:
+    """Whether (t, x) replaces the kept first / last (t0, v): an earlier / later time, or
+    the same time with a smaller / larger value; also while t0 is NaN (empty)."""
+    if agg == FIRST:
+        return not (t0 <= t) or (t0 == t and x < v)
+    return not (t0 >= t) or (t0 == t and x > v)
+
+
 @numba.njit(**_INLINE)
 def empty_state(agg: int, S: np.ndarray, row: int, o: int) -> None:
     """Reset an aggregation's slots to empty: the identity of `merge_state`, bit for bit."""
@@ -172,22 +187,15 @@ def fold_events(agg: int, S: np.ndarray, row: int, o: int, ts: np.ndarray, V: np
         v = S[row, c]
         for r in range(r0, r1):
             x = V[r, column]
-            # `not (v <= x)` is also true while v is NaN (empty).
-            if x == x and not (v <= x if agg == MIN else v >= x):
+            if x == x and replaces(agg, v, x):
                 v = x
         S[row, c] = v
     else:
-        # first / last: the earliest / latest event; equal times keep the smaller /
-        # larger value.
         t0, v = S[row, c], S[row, c + 1]
         for r in range(r0, r1):
             x = V[r, column]
             t = float(ts[r])
-            if agg == FIRST:
-                better = not (t0 <= t) or (t0 == t and x < v)
-            else:
-                better = not (t0 >= t) or (t0 == t and x > v)
-            if x == x and better:
+            if x == x and supersedes(agg, t0, v, t, x):
                 t0 = t
                 v = x
         S[row, c] = t0
@@ -220,17 +228,12 @@ def merge_state(agg: int, A: np.ndarray, arow: int, B: np.ndarray, brow: int, o:
                 A[arow, c + 1] += d * nb / n
                 A[arow, c] = n
     elif agg in (MIN, MAX):
-        v, x = A[arow, c], B[brow, c]
-        if x == x and not (v <= x if agg == MIN else v >= x):
+        x = B[brow, c]
+        if x == x and replaces(agg, A[arow, c], x):
             A[arow, c] = x
     else:
-        t0, t = A[arow, c], B[brow, c]
-        x, v = B[brow, c + 1], A[arow, c + 1]
-        if agg == FIRST:
-            better = not (t0 <= t) or (t0 == t and x < v)
-        else:
-            better = not (t0 >= t) or (t0 == t and x > v)
-        if t == t and better:
+        t, x = B[brow, c], B[brow, c + 1]
+        if t == t and supersedes(agg, A[arow, c], A[arow, c + 1], t, x):
             A[arow, c] = t
             A[arow, c + 1] = x
 

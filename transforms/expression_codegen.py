@@ -281,43 +281,25 @@ _ARITHMETIC = {"+": None, "-": None, "*": None, "/": "div", "//": "floordiv", "%
                "**": "pow"}
 
 
-def support_source(decorator: str = "", calls: str | None = None) -> str:
+def support_source(decorator: str = "") -> str:
     """Source text of the support functions that emitted code calls.
 
     Args:
         decorator: a line to put above every function, e.g.
             '@numba.njit(cache=True, error_model="numpy", inline="always")'; by default
             the functions are left undecorated, each starting with a `def` line.
-        calls: emitted source text; when given, only the support functions it calls
-            (and those they call) are included, in their usual order.
 
     Returns:
         Top-level function definitions, separated by two blank lines. They need only
         SUPPORT_IMPORTS at module level; module constants are inlined as literals.
     """
-    texts = {}
+    blocks = []
     for function in _SUPPORT:
         text = inspect.getsource(function)
         for name, value in _CONSTANTS.items():
             text = text.replace(name, value)
-        texts[function.__name__] = text
-    wanted = set(texts) if calls is None else _called(calls, texts)
-    blocks = [f"{decorator}\n{text}" if decorator else text
-              for name, text in texts.items() if name in wanted]
+        blocks.append(f"{decorator}\n{text}" if decorator else text)
     return "\n\n".join(block.rstrip("\n") + "\n" for block in blocks)
-
-
-def _called(source: str, texts: Mapping[str, str]) -> set[str]:
-    """Support functions that `source` calls, directly or through one another."""
-    found: set[str] = set()
-    pending = [source]
-    while pending:
-        text = pending.pop()
-        for name, body in texts.items():
-            if name not in found and f"{name}(" in text:
-                found.add(name)
-                pending.append(body.split("\n", 1)[1])  # not its own `def` line
-    return found
 
 
 class ExpressionEmitter:
