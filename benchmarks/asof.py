@@ -54,12 +54,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from harness import in_work_folder, peak_mb, progress
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY, TS, VALUE = "user_id", "event_ts", "value"
@@ -250,7 +251,6 @@ def run_child_mode(args: argparse.Namespace) -> None:
     """Run one child and print its JSON report as the last stdout line."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from process_memory import peak_mb  # beside this script, which is on sys.path
 
     folder = args.work_dir
     if args.child == "prepare":
@@ -319,11 +319,11 @@ def prepare(work: Path, size: Size, seed: int, env: dict[str, str]) -> Path:
     folder = work / f"asof-{size.spine}-{size.users}-{size.days}-{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "spine.parquet").exists():
-        _progress(f"{size.label}: writing {size.rows:,} daily rows and {size.spine:,} spine "
+        progress(f"{size.label}: writing {size.rows:,} daily rows and {size.spine:,} spine "
                   "rows")
         run_child(["--child", "prepare", "--work-dir", str(folder), "--size", size.label,
                    "--seed", str(seed)], env)
-    _progress(f"{size.label}: featurestore apply (compiles the kernels; not timed)")
+    progress(f"{size.label}: featurestore apply (compiles the kernels; not timed)")
     subprocess.run([str(featurestore_command()), "apply", "--registry",
                     str(folder / "registry.yaml")], env=env, check=True,
                    stdout=subprocess.DEVNULL)
@@ -370,7 +370,7 @@ def run_size(work: Path, size: Size, args: argparse.Namespace,
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
     for repeat in range(args.repeat):
         for name in CONTENDERS:
-            _progress(f"{size.label}: {name}, run {repeat + 1}/{args.repeat}")
+            progress(f"{size.label}: {name}, run {repeat + 1}/{args.repeat}")
             runs[name].append(run_child(
                 ["--child", name, "--work-dir", str(folder), "--window-us", str(window_us),
                  "--hop-us", str(hop_us)], env))
@@ -457,10 +457,6 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> None:
         print_size(result)
 
 
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command line flags."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -487,12 +483,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.child is not None:
         run_child_mode(args)
-    elif args.work_dir is not None:
-        args.work_dir.mkdir(parents=True, exist_ok=True)
-        run_benchmark(args, args.work_dir.resolve())
     else:
-        with tempfile.TemporaryDirectory(prefix="asof-bench-") as work:
-            run_benchmark(args, Path(work))
+        in_work_folder(args.work_dir, "asof-bench-", lambda work: run_benchmark(args, work))
 
 
 if __name__ == "__main__":

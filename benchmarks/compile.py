@@ -60,12 +60,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness import in_work_folder, peak_mb, progress
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_REGISTRY = ROOT / "registry.yaml"
@@ -299,7 +300,7 @@ def prepare_inputs(data: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     events, spine = data / f"events-{label}.parquet", data / f"spine-{label}.parquet"
     env = child_env(data / "unused-cache", data / "unused-numba")
     if not events.exists():
-        _progress(f"generating {args.events:,} sample events for {args.users:,} users")
+        progress(f"generating {args.events:,} sample events for {args.users:,} users")
         run_process([str(featurestore_command()), "generate", "--events", str(args.events),
                      "--users", str(args.users), "--days", str(args.days), "--seed",
                      str(args.seed), "--out", str(events)], env, data)
@@ -337,7 +338,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> None:
              "views": generated_registry(args.views)}
     edited = generated_registry(args.views, edited=True)
 
-    _progress("engine warm-up: apply of a different registry, fresh caches")
+    progress("engine warm-up: apply of a different registry, fresh caches")
     seed = runs_dir / "engine-seed"
     seed_numba = seed / "numba"
     warmup = apply(new_project(seed / "project", generated_registry(1, warmup=True), events),
@@ -347,7 +348,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> None:
     for repeat in range(args.repeat):
         for case, text in texts.items():
             for variant in VARIANTS:
-                _progress(f"run {repeat + 1}/{args.repeat}: {case} ({variant})")
+                progress(f"run {repeat + 1}/{args.repeat}: {case} ({variant})")
                 folder = runs_dir / f"{repeat}-{case.replace(' ', '-')}-{variant.split()[0]}"
                 project = new_project(folder / "project", text, events)
                 cache, numba = folder / "cache", folder / "numba"
@@ -357,26 +358,17 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> None:
                 if variant != "cold":
                     continue
                 if case == "demo":
-                    _progress(f"run {repeat + 1}/{args.repeat}: first training set")
+                    progress(f"run {repeat + 1}/{args.repeat}: first training set")
                     results.add("training", "", first_training_set(project, spine, cache,
                                                                    numba))
                 if case == "views":
-                    _progress(f"run {repeat + 1}/{args.repeat}: edit one feature")
+                    progress(f"run {repeat + 1}/{args.repeat}: edit one feature")
                     (project / "registry.yaml").write_text(edited)
                     results.add("edit", "", apply(project, cache, numba))
         if not args.work_dir:  # only the folders of this repeat's cases are still needed
             for folder in runs_dir.glob(f"{repeat}-*"):
                 shutil.rmtree(folder)
     print_report(args, results, warmup, (load_start, os.getloadavg()[0]))
-
-
-def _peak_mb() -> float:
-    """This process's own peak RSS (VmHWM) in MB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _source_version() -> str:
@@ -458,7 +450,7 @@ def print_report(args: argparse.Namespace, results: Results, warmup: Run,
               f"warmed on {mark(warmup)} is partly cold for other versions. Runs on "
               "different versions are not comparable: run again on a quiet tree.")
     print(f"  peak MB: the child's own VmHWM for the training set; ru_maxrss for apply "
-          f"(meaningful above this script's own peak, {_peak_mb():.0f} MB)")
+          f"(meaningful above this script's own peak, {peak_mb():.0f} MB)")
 
     print()
     for variant in VARIANTS:
@@ -479,10 +471,6 @@ def print_report(args: argparse.Namespace, results: Results, warmup: Run,
           f"{_verdict(first <= TARGET_FIRST_TRAINING_WALL_S)}")
     print("(on a shared machine wall far above CPU means waiting for a core; the CPU "
           "figures are the better estimate of an idle machine's wall time)")
-
-
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -510,12 +498,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse flags and run the benchmark."""
     args = parse_args(argv)
-    if args.work_dir is not None:
-        args.work_dir.mkdir(parents=True, exist_ok=True)
-        run_benchmark(args, args.work_dir.resolve())
-    else:
-        with tempfile.TemporaryDirectory(prefix="compile-bench-") as work:
-            run_benchmark(args, Path(work))
+    in_work_folder(args.work_dir, "compile-bench-", lambda work: run_benchmark(args, work))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import peak_mb, progress
+
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-9
 TARGET_SPEEDUP = 15.0
@@ -206,7 +208,6 @@ def pandas_training_set(project: Path) -> Any:
 def run_child_mode(args: argparse.Namespace) -> None:
     """Run one contender, write its result as Parquet, print its measurements."""
     import pyarrow.parquet as pq
-    from process_memory import peak_mb  # beside this script, which is on sys.path
 
     project = args.work_dir
     if args.child == "sql":
@@ -233,10 +234,10 @@ def prepare(project: Path, events: int, users: int, spine: int, days: int, seed:
     shutil.copyfile(ROOT / "registry.yaml", project / "registry.yaml")
     data = project / "data" / "transactions.parquet"
     if not data.exists():
-        _progress(f"generating {events:,} events for {users:,} users")
+        progress(f"generating {events:,} events for {users:,} users")
         generate_transactions(data, events=events, users=users, days=days, seed=seed)
     if not (project / "spine.parquet").exists():
-        _progress(f"drawing a spine of {spine:,} rows")
+        progress(f"drawing a spine of {spine:,} rows")
         pq.write_table(sample_spine(data, spine, seed=seed), project / "spine.parquet")
 
 
@@ -274,7 +275,7 @@ def run_child(name: str, project: Path, args: argparse.Namespace,
         process.communicate()
         return None
     if process.returncode != 0 and name == "sql":
-        _progress(f"sql failed (exit code {process.returncode}): see its error above")
+        progress(f"sql failed (exit code {process.returncode}): see its error above")
         return None
     if process.returncode != 0:
         raise SystemExit(f"contender {name} failed (exit code {process.returncode})")
@@ -383,10 +384,6 @@ def print_report(args: argparse.Namespace, results: dict[str, dict[str, Any] | N
               f"{verdict}")
 
 
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="1M events, 100k spine rows")
@@ -438,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     check_registry_matches(project)
     results: dict[str, dict[str, Any] | None] = {}
     for name in names:
-        _progress(f"running {name}")
+        progress(f"running {name}")
         results[name] = run_sql(project, args) if name == "sql" else run_child(name, project,
                                                                                  args)
     print_report(args, results, check_results(project, results))
