@@ -178,6 +178,18 @@ def _check_online(value: str) -> str:
     return value
 
 
+def _tag_value(value: object) -> str:
+    """A tag value as text: YAML may read `tier: 1` or `pii: true` as a number or bool."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise PydanticCustomError(
+        "tag_value", "a tag value must be text or a number, got {got}",
+        {"got": describe_value(value)},
+    )
+
+
 def _at_least_one(what: str) -> AfterValidator:
     """A validator that rejects an empty list or mapping, saying what is missing."""
 
@@ -200,12 +212,28 @@ Duration = Annotated[
 Aggregation = Annotated[str, AfterValidator(_check_aggregation)]
 RequestType = Annotated[str, AfterValidator(_check_request_type)]
 ServiceMember = Annotated[str, AfterValidator(_check_member)]
+TagValue = Annotated[str, BeforeValidator(_tag_value)]
 
 
 class Definition(BaseModel):
     """Base of every registry model: immutable, and unknown keys are errors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Described(Definition):
+    """What a person reads about a definition; none of it changes any value.
+
+    Attributes:
+        description: free text.
+        tags: a mapping of tag name to value (`team: risk`), filterable with
+            `featurestore list features --tag team=risk`.
+        owner: who to ask (a person, a team, an address).
+    """
+
+    description: str | None = None
+    tags: dict[Name, TagValue] = {}
+    owner: str | None = None
 
 
 class Store(Definition):
@@ -278,8 +306,8 @@ class Source(Definition):
         return str(base_dir / self.path)
 
 
-class Feature(Definition):
-    """One aggregation of a feature view.
+class Feature(Described):
+    """One aggregation of a feature view (and its description, tags and owner).
 
     Attributes:
         agg: one of `transforms.spec.AGGREGATIONS`.
@@ -294,8 +322,9 @@ class Feature(Definition):
     hop: Duration | None = None
 
 
-class FeatureView(Definition):
-    """Aggregations over one source, keyed by one entity.
+class FeatureView(Described):
+    """Aggregations over one source, keyed by one entity (and its description, tags and
+    owner, which its features inherit unless they set their own).
 
     Attributes:
         source: name of the source.

@@ -20,7 +20,7 @@ from typing import Any
 
 from featurestore.credentials import redact_url
 from featurestore.registry.durations import format_duration
-from featurestore.registry.models import FeatureView, Registry, RequestView, Store
+from featurestore.registry.models import Described, FeatureView, Registry, RequestView, Store
 
 
 class Action(StrEnum):
@@ -298,6 +298,8 @@ def _diff_view(old: Registry, new: Registry, name: str, inputs_changed: bool) ->
     view_stale = bool(view_details) or inputs_changed
     if before.hop != after.hop:
         view_details += (f"hop {_duration(before.hop)} → {_duration(after.hop)}",)
+    # Description, tags and owner are for people: shown, never stale.
+    view_details += _about_changes(before, after)
     # A removed feature changes the layout of the view's states: they are rebuilt.
     feature_changes = [
         Change(Kind.FEATURE, f"{name}:{feature}", Action.REMOVE, (), True)
@@ -312,16 +314,28 @@ def _diff_view(old: Registry, new: Registry, name: str, inputs_changed: bool) ->
             )
             continue
         details = _feature_details(old, new, name, feature)
-        if details:
-            feature_changes.append(
-                Change(Kind.FEATURE, f"{name}:{feature}", Action.CHANGE, details, True)
-            )
+        about = _about_changes(before.features[feature], after.features[feature])
+        if details or about:
+            feature_changes.append(Change(Kind.FEATURE, f"{name}:{feature}", Action.CHANGE,
+                                          details + about, bool(details)))
     if not view_details and not feature_changes and not view_stale:
         return []
     if inputs_changed and not view_details:
         view_details = ("its source or entity changed",)
     stale = view_stale or any(change.stale for change in feature_changes)
     return [Change(Kind.FEATURE_VIEW, name, Action.CHANGE, view_details, stale), *feature_changes]
+
+
+def _about_changes(before: Described, after: Described) -> tuple[str, ...]:
+    """Changes to a definition's description, tags or owner."""
+    details = list(_field_changes(before, after, ("description", "owner")))
+    if before.tags != after.tags:
+        details.append(f"tags {_show_tags(before.tags)} → {_show_tags(after.tags)}")
+    return tuple(details)
+
+
+def _show_tags(tags: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{name}: {value}" for name, value in tags.items()) + "}"
 
 
 def _feature_details(old: Registry, new: Registry, view: str, feature: str) -> tuple[str, ...]:

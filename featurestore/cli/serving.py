@@ -1,0 +1,79 @@
+"""Commands about online serving: serve and verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from featurestore.cli.group import EXIT_FAILURE, main, registry_option
+from featurestore.credentials import redact_url
+from featurestore.store import FeatureStore
+
+
+@main.command()
+@registry_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--access-log", is_flag=True, help="Log one line per request.")
+def serve(registry: Path, host: str, port: int, access_log: bool) -> None:
+    """Serve online features over HTTP (OpenAPI at /docs)."""
+    # Imported here: only this command needs the web stack.
+    from featurestore.serving.server import serve as run_server
+
+    store = FeatureStore(registry)
+    click.echo(describe_server(store.registry.project, store.online, host, port))
+    run_server(store, host=host, port=port, access_log=access_log)
+
+
+def describe_server(project: str, online: str, host: str, port: int) -> str:
+    """The line `serve` prints at startup; the online store is shown without its password.
+
+    Args:
+        project: the project served.
+        online: the online store setting ("local" or a Redis URL).
+        host: the interface the server listens on.
+        port: its TCP port.
+    """
+    return (f"serving {project} from the {redact_url(online)} online store "
+            f"on http://{host}:{port} (OpenAPI at /docs)")
+
+
+class _EntityCount(click.ParamType):
+    """A positive number of entities, or `all`."""
+
+    name = "N|all"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        if value == "all" or (isinstance(value, int) and value >= 1):
+            return value
+        try:
+            count = int(value)
+        except (TypeError, ValueError):
+            count = 0
+        if count < 1:
+            self.fail(f"expected a positive number or 'all', got {value!r}", param, ctx)
+        return count
+
+
+@main.command()
+@registry_option
+@click.option("--entities", default="100", show_default=True, type=_EntityCount(),
+              metavar="N|all",
+              help="Entities sampled per feature view, or 'all' for every entity with "
+                   "online state.")
+@click.option("--at", "times", multiple=True, metavar="T",
+              help="Lookup time (ISO-8601, UTC), repeatable; default: the materialization "
+                   "end and a few later times.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the sample.")
+@click.pass_context
+def verify(ctx: click.Context, registry: Path, entities: int | str, times: tuple[str, ...],
+           seed: int) -> None:
+    """Check that online values equal offline ones for sampled (or all) entities; exit 1
+    on any difference, or when a view is stale."""
+    report = FeatureStore(registry).verify(entities=entities, at=list(times) or None, seed=seed)
+    click.echo(report.render())
+    if not report.ok:
+        ctx.exit(EXIT_FAILURE)
