@@ -2,26 +2,37 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test lint redis-server clean
 
+# What the demo needs: the package and its runtime dependencies, and the shared kernels
+# compiled once (they sit in Numba's disk cache from then on).
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	@echo "compiling the shared kernels (once per machine)"
+	@test -x $(BIN)/python || { echo "[1/3] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "[2/3] installing featurestore and its dependencies into $(VENV) (a minute or two the first time)"
+	@$(PIP) install --quiet --upgrade pip
+	@$(PIP) install --progress-bar on -e .
+	@echo "[3/3] compiling the shared kernels (once per machine, about a minute)"
 	$(BIN)/python -c "from transforms.engine import warm; warm()"
 	@touch $(STAMP)
+
+# What the tests need on top: test and lint tools.
+$(DEV_STAMP): $(STAMP)
+	@echo "installing the test tools into $(VENV)"
+	@$(PIP) install --quiet -e '.[dev]'
+	@touch $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/featurestore demo
 
-test: $(STAMP) redis-server
+test: $(DEV_STAMP) redis-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 # Tests start a private redis-server; make sure the binary exists.
@@ -34,5 +45,10 @@ redis-server:
 	    echo "redis-server not found: install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis)"; exit 1; \
 	  fi; }
 
+# Everything the demo and the tests write: the sample data, the offline and online stores
+# and their caches under data/, the virtual environment and tool caches.
 clean:
-	rm -rf $(VENV) demo_project .pytest_cache .ruff_cache
+	rm -rf $(VENV) data/transactions.parquet data/offline.duckdb data/offline.duckdb.wal \
+	  data/online.sqlite data/online.sqlite-wal data/online.sqlite-shm data/pushed \
+	  data/.featurestore-cache .cache .pytest_cache .ruff_cache .hypothesis featurestore.egg-info
+	@rmdir data 2>/dev/null || true

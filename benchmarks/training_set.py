@@ -120,7 +120,8 @@ def training_set_sql(events: Path, spine: Path, rows: int | None = None) -> str:
         FROM joined GROUP BY row_id, t, amount_now
     )
     SELECT {", ".join(name for name, *_ in VIEW_FEATURES)},
-      (amount_now - amount_mean_30d) / (amount_std_30d + 1e-6) AS amount_z,
+      CASE WHEN amount_std_30d > 0 THEN (amount_now - amount_mean_30d) / amount_std_30d END
+        AS amount_z,
       ln(1 + amount_now) AS log_amount_now
     FROM features ORDER BY row_id
     """
@@ -199,8 +200,10 @@ def pandas_training_set(project: Path) -> Any:
     decoded = names[np.nan_to_num(last).astype(np.int64)]
     columns["last_category"] = np.where(np.isnan(last), None, decoded)
     amount_now = spine["amount_now"].to_numpy()
-    columns["amount_z"] = (amount_now - columns["amount_mean_30d"]) / (
-        columns["amount_std_30d"] + 1e-6)
+    std = columns["amount_std_30d"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns["amount_z"] = np.where(std > 0, (amount_now - columns["amount_mean_30d"]) / std,
+                                       np.nan)
     columns["log_amount_now"] = np.log1p(amount_now)
     return pa.table({name: pa.array(columns[name], from_pandas=True) for name in FEATURES})
 

@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from featurestore.catalog import Catalog, CatalogEntry, Description, feature_types
 from featurestore.context import StoreContext
+from featurestore.errors import FeatureStoreError, RegistryError
 from featurestore.offline.materialize import MaterializeResult, Progress, materialize
 from featurestore.offline.snapshot import build_snapshot
 from featurestore.offline.training import Output, build_training_set
+from featurestore.offline.view_runs import last_runs
 from featurestore.online import OnlineStore
 from featurestore.registry import Registry, load_registry, resolve_registry_path
 from featurestore.registry.plan import Plan
@@ -28,6 +31,7 @@ from featurestore.serving.push import push as push_rows
 from featurestore.serving.verify import VerifyReport
 from featurestore.serving.verify import verify as verify_online
 from featurestore.source_checks import check_sources
+from featurestore.view_states import compiled_state_keys
 from transforms import CompiledGraph
 
 if TYPE_CHECKING:
@@ -300,6 +304,45 @@ class FeatureStore:
             RegistryError: a definition cannot be compiled (located in the file).
         """
         return self._context.kernels()
+
+    def catalog(self) -> Catalog:
+        """What the registry holds, with feature types and each view's last
+        materialization: `catalog().entries("features", tags={"team": "risk"})` lists,
+        `catalog().describe("user_txn:amount_sum_7d")` describes.
+
+        Types come from the compiled graph, which reads the sources' schemas; when a
+        source cannot be read, the catalog still answers with the types unknown.
+        """
+        try:
+            kernels = self.kernels()
+        except FeatureStoreError as error:
+            problem = "; ".join(error.problems) if isinstance(error, RegistryError) else str(error)
+            return Catalog(self.registry, None, problem, last_runs(self._context, None))
+        keys = compiled_state_keys(self.registry, kernels)
+        return Catalog(self.registry, feature_types(kernels), None,
+                       last_runs(self._context, keys))
+
+    def list(self, kind: str, tags: Mapping[str, str | None] | None = None
+             ) -> list[CatalogEntry]:
+        """The definitions of one kind: "entities", "sources", "views", "features" or
+        "services", in file order; `tags={"team": "risk"}` keeps those with every given
+        tag (a value of None: any value). A feature carries its view's tags too.
+
+        Raises:
+            InputError: an unknown kind.
+        """
+        return self.catalog().entries(kind, tags)
+
+    def describe(self, name: str) -> Description:
+        """A feature view, request view, feature (`view:feature`, or a bare name found in
+        one view), service, entity or source: its definition, types, window and hop
+        spelled out, description, tags, owner, lineage and last materialization.
+        `render()` gives the text `featurestore describe` prints.
+
+        Raises:
+            InputError: nothing has that name.
+        """
+        return self.catalog().describe(name)
 
     def online_store(self) -> OnlineStore:
         """The online store client (opened on first use, then reused)."""

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
@@ -198,3 +199,11 @@ def test_readme_error_example_is_what_the_cli_prints(monkeypatch: pytest.MonkeyP
     result = run(*command.removeprefix("$ featurestore ").split())
     assert result.exit_code == 2
     assert result.stderr == message + "\n"
+
+
+def test_every_command_and_option_has_help_text() -> None:
+    missing = [f"{name} {param.opts[0]}" for name, command in main.commands.items()
+               for param in command.params
+               if isinstance(param, click.Option) and not param.hidden and not param.help]
+    assert missing == []
+    assert [name for name, command in main.commands.items() if not command.help] == []

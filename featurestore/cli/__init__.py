@@ -3,8 +3,11 @@
 Each module below adds its commands to the one group, `main`.
 """
 
-from featurestore.cli import data, definitions, demo, sample, serving
+from featurestore.cli import browse, data, definitions, demo, init_project, sample, serving
 from featurestore.cli.group import main
 from featurestore.cli.serving import describe_server
 
-__all__ = ["data", "definitions", "demo", "describe_server", "main", "sample", "serving"]
+__all__ = [
+    "browse", "data", "definitions", "demo", "describe_server", "init_project", "main", "sample",
+    "serving",
+]

@@ -7,13 +7,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from featurestore.cli.group import main, registry_option, shown
 from featurestore.errors import FeatureStoreError
 from featurestore.store import FeatureStore
+
+if TYPE_CHECKING:
+    from featurestore.sample_data import SampleData
 
 SAMPLE_SOURCE = "transactions"
 
@@ -67,7 +70,9 @@ def sample_path(store: FeatureStore) -> Path:
     return store.base_dir / source.path
 
 
-def generate_sample(target: Path, events: int, users: int, days: int, seed: int) -> None:
+def generate_sample(target: Path, events: int, users: int, days: int, seed: int
+                    ) -> SampleData:
+    """Write sample transactions to `target`, with progress; return what was written."""
     # Imported here: its Arrow schema loads pandas, which no other command needs.
     from featurestore.sample_data import generate_transactions
 
@@ -86,3 +91,4 @@ def generate_sample(target: Path, events: int, users: int, days: int, seed: int)
         f"      wrote {data.events:,} events to {shown(data.path)} "
         f"({data.start:%Y-%m-%d} to {data.end:%Y-%m-%d}, {elapsed:.1f}s)"
     )
+    return data

@@ -15,7 +15,8 @@ from featurestore.store import FeatureStore
 @main.command()
 @registry_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port to listen on.")
 @click.option("--access-log", is_flag=True, help="Log one line per request.")
 def serve(registry: Path, host: str, port: int, access_log: bool) -> None:
     """Serve online features over HTTP (OpenAPI at /docs)."""

@@ -89,7 +89,8 @@ def test_to_graph_spec_translates_the_demo(demo: Registry) -> None:
             (
                 (
                     "amount_z",
-                    "(amount_now - user_txn.amount_mean_30d) / (user_txn.amount_std_30d + 1e-6)",
+                    "where(user_txn.amount_std_30d > 0, (amount_now - user_txn.amount_mean_30d)"
+                    " / user_txn.amount_std_30d, None)",
                 ),
                 ("log_amount_now", "log1p(amount_now)"),
             ),

@@ -171,3 +171,23 @@ def test_removing_a_view_lists_its_features(demo: Registry) -> None:
     assert all(change.action is Action.REMOVE for change in plan.changes)
     assert len(plan.removed) == 15
     assert plan.stale_views == ()
+
+
+def test_description_tags_and_owner_show_in_the_plan_and_make_nothing_stale(
+        demo: Registry) -> None:
+    described = edited(
+        "      amount_sum_7d:    {agg: sum,  expr: amount, window: 7d}",
+        "      amount_sum_7d:    {agg: sum,  expr: amount, window: 7d, owner: risk,\n"
+        "                         tags: {team: risk, tier: 1}, description: Spend.}")
+    plan = compute_plan(demo, described, applied_version=1)
+    assert summary(plan.changed) == [("feature view", "user_txn", "change", False),
+                                     ("feature", "user_txn:amount_sum_7d", "change", False)]
+    assert plan.stale_views == ()
+    text = plan.render()
+    assert "description (none) → Spend." in text
+    assert "owner (none) → risk" in text
+    assert "tags {} → {team: risk, tier: 1}" in text
+    viewed = edited("    entity: user\n", "    entity: user\n    owner: risk-team\n")
+    view_plan = compute_plan(demo, viewed, applied_version=1)
+    assert summary(view_plan.changed) == [("feature view", "user_txn", "change", False)]
+    assert "owner (none) → risk-team" in view_plan.render()

@@ -33,3 +33,15 @@ def test_the_registry_document_shows_no_password() -> None:
     plain = registry.model_dump(mode="json")
     assert {**document, "store": plain["store"]} == plain
     assert registry.store.online == "redis://app:secret@cache:6379/0?password=secret"
+
+
+def test_the_registry_document_shows_description_tags_and_owner() -> None:
+    text = REGISTRY.replace(
+        "    entity: user\n",
+        "    entity: user\n    description: Counts.\n    owner: risk\n    tags: {team: risk}\n"
+    ).replace("n: {agg: count}", "n: {agg: count, tags: {pii: false}, description: All.}")
+    view = registry_document(parse_registry(text))["feature_views"]["v"]
+    assert (view["description"], view["owner"], view["tags"]) == ("Counts.", "risk",
+                                                                  {"team": "risk"})
+    assert view["features"]["n"]["tags"] == {"pii": "false"}
+    assert view["features"]["n"]["description"] == "All."
