@@ -13,8 +13,11 @@ DEV_STAMP := $(VENV)/.installed-dev
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "[1/3] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "[2/3] installing featurestore and its dependencies into $(VENV) (a minute or two the first time)"
-	@$(PIP) install --quiet --upgrade pip
-	@$(PIP) install --progress-bar on -e .
+	@$(PIP) install --quiet --upgrade pip >/dev/null 2>&1 || true
+	@( $(PIP) install -e . 2>&1; echo $$? > $(VENV)/.pip-status ) | tee $(VENV)/pip.log \
+	  | grep --line-buffered -E '^(Collecting|Successfully installed)' | sed 's/^/      /' || true
+	@test "$$(cat $(VENV)/.pip-status)" = 0 || { tail -20 $(VENV)/pip.log; \
+	  echo "installing featurestore failed: the whole log is in $(VENV)/pip.log"; exit 1; }
 	@echo "[3/3] compiling the shared kernels (once per machine, about a minute)"
 	$(BIN)/python -c "from transforms.engine import warm; warm()"
 	@touch $(STAMP)

@@ -6,6 +6,7 @@ Start with `FeatureStore("registry.yaml")`; every error a user can cause is a
 
 from featurestore.errors import (
     FeatureStoreError,
+    FeatureStoreWarning,
     InputError,
     NotAppliedError,
     OnlineStoreUnavailable,
@@ -18,6 +19,7 @@ from featurestore.store import FeatureStore
 __all__ = [
     "FeatureStore",
     "FeatureStoreError",
+    "FeatureStoreWarning",
     "InputError",
     "NotAppliedError",
     "OnlineStoreUnavailable",

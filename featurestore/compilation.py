@@ -34,7 +34,7 @@ def source_spec(registry: Registry, name: str, offline_path: Path) -> SourceSpec
     """The offline layer's description of source `name` (pushed segments included)."""
     source = registry.sources[name]
     return SourceSpec(name=name, path=source.path, table=source.table, query=source.query,
-                      timestamp=source.timestamp,
+                      timestamp=source.timestamp, timestamp_unit=source.timestamp_unit,
                       pushed_dir=str(segment_dir(offline_path.parent, name)))
 
 

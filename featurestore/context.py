@@ -24,6 +24,7 @@ from featurestore.registry.state import AppliedRegistry, AppliedState
 from transforms import CompiledGraph
 from transforms.spec import ColumnType
 
+REGISTRY_ENV = "FEATURESTORE_REGISTRY"
 OFFLINE_ENV = "FEATURESTORE_OFFLINE"
 ONLINE_ENV = "FEATURESTORE_ONLINE"
 

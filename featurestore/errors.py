@@ -50,3 +50,8 @@ class RegistryMismatchError(FeatureStoreError):
     """
 
     code = "registry_mismatch"
+
+
+class FeatureStoreWarning(UserWarning):
+    """Something the feature store did on its own that the caller should know about (for
+    example, spine rows with a null entity key got the features of an unseen entity)."""

@@ -1,7 +1,8 @@
 """Kernel outputs (float64 with NaN for null) as typed Arrow columns.
 
-Counts and sums of integers come back as integers; string features (first/last of a
-string column) come back as dictionary codes and are decoded here; NaN becomes null.
+Counts and sums of integers come back as integers; booleans (first/last/min/max of a
+boolean expression, a boolean request feature) as booleans; string features (first/last
+of a string column) come back as dictionary codes and are decoded here; NaN becomes null.
 """
 
 from __future__ import annotations
@@ -28,9 +29,20 @@ def feature_array(values: np.ndarray, kind: ColumnType,
     if kind == ColumnType.STRING:
         return decode_codes(values, dictionary or ())
     null = np.isnan(values)
-    if kind in (ColumnType.INT, ColumnType.BOOL):
+    if kind == ColumnType.INT:
         return pa.array(np.where(null, 0, values).astype(np.int64), mask=null)
+    if kind == ColumnType.BOOL:
+        return pa.array(np.where(null, 0, values) != 0, mask=null, type=pa.bool_())
     if kind == ColumnType.TIMESTAMP:
         return pa.array(np.where(null, 0, values).astype(np.int64), mask=null,
                         type=pa.timestamp("us", tz="UTC"))
     return pa.array(values, mask=null)
+
+
+def request_feature_type(expression_type: ColumnType | None) -> ColumnType:
+    """The output type of a request-view feature whose expression has `expression_type`.
+
+    A boolean expression (`amount_now > 100`) gives booleans; every other request
+    feature is float64, on both paths (training sets and lookups).
+    """
+    return ColumnType.BOOL if expression_type == ColumnType.BOOL else ColumnType.FLOAT

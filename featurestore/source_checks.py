@@ -22,7 +22,7 @@ import duckdb
 from featurestore.compilation import source_spec, type_problems
 from featurestore.errors import RegistryError
 from featurestore.offline.keys import CANONICAL_KEY_TYPES
-from featurestore.offline.schema import column_type
+from featurestore.offline.schema import column_type, kernel_schema
 from featurestore.offline.source_probe import OfflineFile, probe_source
 from featurestore.registry import Registry
 from featurestore.registry.checks import LocatedProblems, name_offsets
@@ -123,11 +123,14 @@ def _check_all(
     findings.skipped.clear()
     columns: dict[str, dict[str, str] | None] = {}
     for name in sorted({view.source for view in registry.feature_views.values()}):
-        probe = probe_source(con, source_spec(registry, name, offline_path), base_dir, offline)
+        spec = source_spec(registry, name, offline_path)
+        probe = probe_source(con, spec, base_dir, offline)
         for fault in probe.faults:
             findings.at_value(("sources", name, fault.key), fault.message)
         columns[name] = probe.duckdb_types
-        findings.schemas[name] = _kernel_schema(probe.duckdb_types or {})
+        findings.schemas[name] = kernel_schema(
+            probe.duckdb_types or {}, spec.timestamp, spec.timestamp_unit
+        )
     for view_name, view in registry.feature_views.items():
         types = columns[view.source]
         if types is None:
@@ -139,11 +142,6 @@ def _check_all(
             if definition.expr is not None:
                 _check_expression(view_name, view.source, feature, definition.expr, types, findings)
     _check_key_kinds(registry, columns, findings)
-
-
-def _kernel_schema(types: Mapping[str, str]) -> dict[str, ColumnType]:
-    mapped = {name: column_type(kind) for name, kind in types.items()}
-    return {name: kind for name, kind in mapped.items() if kind is not None}
 
 
 def _check_keys(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -26,6 +26,7 @@ from featurestore.registry.plan import Plan
 from featurestore.registry.state import AppliedRegistry, AppliedState, ApplyResult, plan_against
 from featurestore.serving.deployment import POLL_SECONDS, Deployment
 from featurestore.serving.lookup import get_online_features as lookup_features
+from featurestore.serving.lookup_answer import OnlineOutput
 from featurestore.serving.push import PushResult
 from featurestore.serving.push import push as push_rows
 from featurestore.serving.verify import VerifyReport
@@ -190,8 +191,9 @@ class FeatureStore:
 
         Raises:
             InputError: bad arguments; the spine lacks an entity key, the timestamp or a
-                request field, has nulls in a key or the timestamp, or already has a
-                column named like a feature; two features share a bare name.
+                request field, has nulls in the timestamp, or already has a column named
+                like a feature; two features share a bare name. (A row with a null entity
+                key gets an unseen entity's features, with a FeatureStoreWarning.)
             SourceError: a source cannot be read or does not match the definitions.
         """
         return build_training_set(self._context, spine, features=features, service=service,
@@ -232,7 +234,9 @@ class FeatureStore:
         request: Mapping[str, object] | None = None,
         at: object = None,
         full_names: bool = False,
-    ) -> dict[str, list]:
+        output: OnlineOutput = "dict",
+        include_metadata: bool = False,
+    ) -> dict[str, list] | pd.DataFrame | pa.Table | dict[str, Any]:
         """Feature values for entities at a time, from the online store (DESIGN §8).
 
         One round trip to the online store per call, whatever the number of entities
@@ -246,20 +250,31 @@ class FeatureStore:
             at: the lookup time (default now): ISO-8601 text (no offset means UTC)
                 or a datetime (naive = UTC); not before the materialization end.
             full_names: name feature columns `view__feature`.
+            output: "dict" (column → list), "pandas" (a DataFrame) or "arrow" (a
+                pyarrow Table), with the column types of `get_training_set`.
+            include_metadata: return `{"features": <the columns>, "metadata": {...}}`
+                instead of the columns alone; the metadata holds the lookup time and,
+                per feature view read, each entity's status ("found"/"not_found": had
+                online state or not), its newest event time and the materialization
+                end, plus warnings (see `featurestore.serving.lookup_answer`).
 
         Returns:
             The entity key columns, then one list per feature in request order (None
-            for null). Entities never seen get empty-window values (count and sum 0).
+            for null; booleans are bools). Entities never seen get empty-window values
+            (count and sum 0). Without `at`, a view whose data ended more than the
+            longest requested window before now warns (FeatureStoreWarning): its
+            windowed features are empty.
 
         Raises:
             InputError: bad features, keys, request fields or time (a `RequestError`
-                whose `code` says which).
+                whose `code` says which), or an unknown `output`.
             FeatureStoreError: nothing is materialized yet, or the online store was
                 loaded by other definitions (run apply and materialize).
             OnlineStoreUnavailable: the online store cannot be reached.
         """
         return lookup_features(self._context, features=features, service=service, entities=entities,
-                               request=request, at=at, full_names=full_names)
+                               request=request, at=at, full_names=full_names, output=output,
+                               include_metadata=include_metadata)
 
     def push(self, source: str, rows: object) -> PushResult:
         """Ingest events of a source: stored durably, then folded into the online states

@@ -16,6 +16,13 @@ from featurestore.loaded_pandas import is_pandas_null
 TIME_EXAMPLE = "2024-03-31T12:00:00Z"
 """The example of an accepted time that error messages show."""
 
+EPOCH_UNITS: dict[str, tuple[int, int]] = {
+    "s": (1_000_000, 1), "ms": (1_000, 1), "us": (1, 1), "ns": (1, 1_000),
+}
+"""Units of epoch-integer source timestamps (`timestamp_unit`) → (multiplier, divisor)
+taking a value to microseconds: `value * multiplier // divisor`, the division flooring
+(nanoseconds before 1970 move to the earlier microsecond, as timestamps truncate)."""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 def state_key(registry: Registry, view: str, fingerprint: str) -> str:
     """The state key of one feature view, given its kernel fingerprint."""
     source = registry.sources[registry.feature_views[view].source]
-    text = f"{fingerprint}\n{source.model_dump_json()}"
+    # Keys left at their defaults are left out, so that a new optional key (such as
+    # `timestamp_unit`) leaves the state keys of sources that do not set it unchanged.
+    text = f"{fingerprint}\n{source.model_dump_json(exclude_defaults=True)}"
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

@@ -12,9 +12,8 @@ from featurestore.errors import InputError
 from tests.projects import DEMO_TEXT, write_demo_project
 
 DESCRIBED = DEMO_TEXT.replace(
-    "    entity: user\n",
-    "    entity: user\n    description: Card spending.\n    owner: risk-team\n"
-    "    tags: {team: risk, tier: 1}\n",
+    "    tags: {team: risk}\n    owner: risk-team@example.com\n",
+    "    owner: risk-team\n    tags: {team: risk, tier: 1}\n",
 ).replace(
     "      amount_sum_7d:    {agg: sum,  expr: amount, window: 7d}",
     "      amount_sum_7d:    {agg: sum,  expr: amount, window: 7d, owner: ana,\n"
@@ -94,7 +93,7 @@ def test_describe_views_services_and_mistakes(store: FeatureStore) -> None:
     assert len(view.lineage) == 8
     request = store.describe("txn_context:amount_z")
     assert dict(request.fields)["reads features"] == (
-        "user_txn:amount_mean_30d, user_txn:amount_std_30d")
+        "user_txn:amount_std_30d, user_txn:amount_mean_30d")
     service = store.describe("fraud_v1")
     assert service.lineage == ("user_txn:amount_sum_7d: float", "user_txn:txn_count_1h: int",
                                "txn_context:amount_z: float")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,8 @@ def test_several_problems_print_one_line_each(project: Path) -> None:
         "registry.yaml:15:13: feature_views.user_txn.entity: "
         "unknown entity 'usr' (did you mean 'user'?)",
         "registry.yaml:19:31: feature_views.user_txn.features.amount_mean_30d.agg: "
-        "unknown aggregation 'avg' (did you mean 'mean'?)",
+        "unknown aggregation 'avg': expected one of count, sum, mean, min, max, std, "
+        "first, last (did you mean 'mean'?)",
     ]
 
 
@@ -185,12 +187,16 @@ def readme_block(language: str, index: int = 0) -> list[str]:
 
 
 def test_readme_commands_exist_with_their_options() -> None:
-    commands = [line for line in readme_block("sh", 1) if line.startswith("featurestore ")]
-    assert len(commands) == 10
-    for line in commands:
+    text = (REPO / "README.md").read_text()
+    lines = [line for block in text.split("```sh\n")[1:]
+             for line in block.split("```")[0].splitlines()]
+    commands = [part.split("#")[0].strip() for line in lines for part in line.split("&&")]
+    commands = [command for command in commands if command.startswith("featurestore ")]
+    assert len(commands) >= 15
+    for command in commands:
         # Parsing rejects unknown commands and options; --help stops before any work.
-        result = run(*line.split()[1:], "--help")
-        assert result.exit_code == 0, (line, result.output)
+        result = run(*shlex.split(command)[1:], "--help")
+        assert result.exit_code == 0, (command, result.output)
 
 
 def test_readme_error_example_is_what_the_cli_prints(monkeypatch: pytest.MonkeyPatch) -> None:

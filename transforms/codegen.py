@@ -69,7 +69,7 @@ def view_notes(view: ViewPlan) -> str:
 def request_module(request: RequestPlan, support: str) -> str:
     """The source of a request view's module (`support`: as for `view_module`)."""
     emitter, loads = _emit(request.inputs, [])
-    results = [emitter.value(expr) for expr in request.expressions]
+    results = [emitter.value(expr) for expr in request.kernel_expressions]
     stores = [f"out[{k}, r] = {name}" for k, name in enumerate(results)]
     body = ["for r in range(X.shape[1]):", *indent(loads + emitter.lines + stores, 1)]
     function = _function(JIT, "evaluate(X, lits, out)", body)

@@ -35,6 +35,7 @@ from transforms.kernel_modules import (
 )
 from transforms.parallel import run_parallel, split_queries, split_rows
 from transforms.spec import ColumnType, GraphSpec
+from transforms.string_terms import evaluate_string_term
 
 if TYPE_CHECKING:
     from transforms.layout import ViewLayout
@@ -69,6 +70,11 @@ def _stack(names: Sequence[str], columns: Mapping[str, np.ndarray], n: int) -> n
             raise ValueError(f"column {name!r} has shape {values.shape}, expected ({n},)")
         matrix[i] = values
     return matrix
+
+
+def _empty(kind: ColumnType) -> np.ndarray:
+    """No values of a request field: strings as objects, anything else as float64."""
+    return np.empty(0, dtype=object) if kind == ColumnType.STRING else np.zeros(0)
 
 
 def _int64(values: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -205,6 +211,9 @@ class CompiledRequestView:
         self.dependencies = tuple(plan.dependencies)
         self.feature_names = tuple(name for name, _ in plan.spec.features)
         self.feature_inputs = dict(plan.feature_inputs)
+        # Each feature's expression type: BOOL, INT, FLOAT or TIMESTAMP (values are
+        # float64 whatever the type; callers convert booleans for output).
+        self.feature_types = dict(plan.feature_types)
 
     @cached_property
     def _eval(self) -> Callable[..., None]:
@@ -219,13 +228,16 @@ class CompiledRequestView:
 
     def warm(self) -> None:
         """Compile (or load from the disk cache) the kernel now."""
-        inputs = [name for name, _ in self.request_fields]
-        self.evaluate({name: np.zeros(0) for name in inputs},
+        self.evaluate({name: _empty(kind) for name, kind in self.request_fields},
                       {ref: np.zeros(0) for ref in self.dependencies})
 
     def evaluate(self, request: Mapping[str, np.ndarray],
                  features: Mapping[tuple[str, str], np.ndarray]) -> np.ndarray:
-        """Request features: float64 [n_features, n] (NaN for null)."""
+        """Request features: float64 [n_features, n] (NaN for null).
+
+        Numeric, boolean and timestamp fields are float64 arrays (NaN for null);
+        string fields hold str or None (a list, an object array or an Arrow array).
+        """
         named = dict(request)
         named.update({f"{view}.{feature}": v for (view, feature), v in features.items()})
         n = len(next(iter(named.values()))) if named else 0
@@ -248,14 +260,19 @@ class CompiledRequestView:
             float64 [n_features, rows] (NaN for null), in `feature_names` order.
         """
         missing = np.full(rows, np.nan)
-        named = {name: request.get(name, missing) for name, _ in self.request_fields}
+        nothing = np.full(rows, None, dtype=object)
+        named = {name: request.get(name, nothing if kind == ColumnType.STRING else missing)
+                 for name, kind in self.request_fields}
         named.update({f"{view}.{feature}": features.get((view, feature), missing)
                       for view, feature in self.dependencies})
         return self._run(named, rows)
 
     def _run(self, named: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-        fields = [name for name, _ in self.request_fields]
-        matrix = _stack([*fields, *(f"{v}.{f}" for v, f in self.dependencies)], named, n)
+        # String terms become float64 inputs here, on both paths alike.
+        columns = dict(named)
+        columns.update((name, evaluate_string_term(term, named))
+                       for name, term in self.plan.string_terms)
+        matrix = _stack(self.plan.inputs, columns, n)
         out = np.empty((len(self.feature_names), n))
         self._eval(matrix, np.full(1, -1.0), out)
         return out

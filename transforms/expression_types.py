@@ -1,10 +1,13 @@
 """Type inference for expression IR over the column types of a source (DESIGN §5).
 
 Rules, in short: arithmetic, negation, logic and the math functions take numbers
-(int, float, bool); a string is only ever compared, with == or !=, between a column and
-a string literal; timestamps may be compared with timestamps, chosen between
-(`where`, `min`, `max`, `coalesce`) and passed to `hour`/`dayofweek`, nothing else.
-A bare string column as the whole expression is allowed: `first`/`last` return it.
+(int, float, bool); a string is only ever compared, with == or !=, with a string
+literal (`in [...]` is written out as such comparisons), tested with `isnull`, or, where
+string functions are allowed (request views), passed to `lower` (string),
+`length` (int) or `startswith` (bool, its prefix a string literal); timestamps may be
+compared with timestamps, chosen between (`where`, `min`, `max`, `coalesce`) and passed
+to `hour`/`dayofweek`, nothing else. A bare string column as the whole expression is
+allowed: `first`/`last` return it.
 """
 
 from __future__ import annotations
@@ -35,14 +38,21 @@ NUMERIC = frozenset({INT, FLOAT, BOOL})
 # 2 / 4 and 2 ** -1 are not integers).
 _INTEGRAL_OPERATORS = frozenset({"+", "-", "*", "//", "%"})
 _LONE_STRING = "string literal {} can only be compared with a string column"
+STRING_FUNCTIONS = ("lower", "length", "startswith")
+"""Functions of strings: evaluated outside the kernels (`transforms/string_terms.py`)."""
 
 
-def infer_type(expr: Expr, names: Mapping[str, ColumnType]) -> ColumnType:
+def infer_type(
+    expr: Expr, names: Mapping[str, ColumnType], string_functions: bool = True
+) -> ColumnType:
     """The type of an expression's value, checking every operand on the way.
 
     Args:
         expr: parsed expression.
         names: type of each column name and of each "view.feature" key in scope.
+        string_functions: whether STRING_FUNCTIONS may be called. Request views may;
+            feature views may not (their string columns reach the kernels as
+            dictionary codes, whose text a kernel never sees).
 
     Returns:
         The result type. Comparisons and logic give BOOL; a bare string column gives
@@ -52,14 +62,15 @@ def infer_type(expr: Expr, names: Mapping[str, ColumnType]) -> ColumnType:
         ExpressionError: for an unknown name (with a suggestion) or a type error,
             located at the offending operand.
     """
-    return _Inference(names).infer(expr)
+    return _Inference(names, string_functions).infer(expr)
 
 
 class _Inference:
     """One pass over a tree; `infer` dispatches on the node class."""
 
-    def __init__(self, names: Mapping[str, ColumnType]) -> None:
+    def __init__(self, names: Mapping[str, ColumnType], string_functions: bool = True) -> None:
         self.names = names
+        self.string_functions = string_functions
 
     def infer(self, node: Expr) -> ColumnType:
         if isinstance(node, Literal):
@@ -127,9 +138,10 @@ class _Inference:
         return BOOL
 
     def _string_comparison(self, node: Compare, named: Expr, literal: Literal) -> None:
-        if not isinstance(named, Column | FeatureRef):
+        computed = isinstance(named, Call) and named.func in STRING_FUNCTIONS
+        if not (isinstance(named, Column | FeatureRef) or computed):
             raise ExpressionError.at(literal, _LONE_STRING.format(describe(literal)))
-        kind = self._name(named)
+        kind = self.infer(named)
         if kind != STRING:
             message = f"cannot compare {kind} {_quote(named)} with string {describe(literal)}"
             raise ExpressionError.at(named, message)
@@ -199,6 +211,31 @@ def _isnull(inference: _Inference, node: Call) -> ColumnType:
     return BOOL
 
 
+def _string_function(inference: _Inference, node: Call) -> ColumnType:
+    """lower(s) → string, length(s) → int, startswith(s, 'prefix') → bool."""
+    if not inference.string_functions:
+        message = (f"{node.func}() applies to string request fields (in request views); "
+                   "a source's string columns can only be compared with string literals")
+        raise ExpressionError.at(node, message)
+    argument = node.args[0]
+    if isinstance(argument, Literal) and isinstance(argument.value, str):
+        kind = "a string literal"
+    else:
+        found = inference.infer(argument)
+        kind = f"{found} {_quote(argument)}"
+        if found == STRING:
+            kind = ""
+    if kind:
+        raise ExpressionError.at(argument, f"{node.func}() needs a string, got {kind}")
+    if node.func == "startswith":
+        prefix = node.args[1]
+        if not (isinstance(prefix, Literal) and isinstance(prefix.value, str)):
+            message = f"startswith() needs a string literal prefix, got {_quote(prefix)}"
+            raise ExpressionError.at(prefix, message)
+        return BOOL
+    return STRING if node.func == "lower" else INT
+
+
 def _time_part(inference: _Inference, node: Call) -> ColumnType:
     argument = node.args[0]
     kind = inference.infer(argument)
@@ -224,4 +261,7 @@ _CALLS: dict[str, Callable[[_Inference, Call], ColumnType]] = {
     "coalesce": _choice,
     "hour": _time_part,
     "dayofweek": _time_part,
+    "lower": _string_function,
+    "length": _string_function,
+    "startswith": _string_function,
 }

@@ -24,6 +24,7 @@ from transforms.expressions import (
     string_literals,
 )
 from transforms.spec import ColumnType, GraphSpec, RequestViewSpec, ViewSpec
+from transforms.string_terms import find_string_terms, replace_terms, term_name
 from transforms.windows import max_blocks, top_level
 
 NUMERIC = (ColumnType.INT, ColumnType.FLOAT, ColumnType.BOOL)
@@ -104,13 +105,24 @@ class RequestInputs:
 
 @dataclass
 class RequestPlan:
-    """Typed expressions of one request view and the inputs they read."""
+    """Typed expressions of one request view and the inputs they read.
+
+    String request fields never reach the kernel: each string term of the expressions
+    (`transforms/string_terms.py`) is evaluated outside it, and the kernel reads the
+    term's values as an input named by the term's text.
+    """
 
     spec: RequestViewSpec
-    expressions: list[Expr]
-    inputs: list[str]  # request fields then "view.feature" names, in argument order
+    expressions: list[Expr]  # as written (typed)
+    # non-string request fields, then string terms, then "view.feature" names: the
+    # kernel's inputs in argument order
+    inputs: list[str]
     dependencies: list[tuple[str, str]]
     feature_inputs: dict[str, RequestInputs]  # by feature: what its expression reads
+    kernel_expressions: list[Expr] = field(default_factory=list)  # terms replaced
+    string_terms: list[tuple[str, Expr]] = field(default_factory=list)  # input name, term
+    # by feature: its expression's type (the kernel gives float64; outputs convert)
+    feature_types: dict[str, ColumnType] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,11 +146,11 @@ def build_graph(spec: GraphSpec) -> Graph:
     return Graph(spec=spec, views=views, request_views=requests)
 
 
-def _parse(text: str, path: tuple[str, ...],
-           names: dict[str, ColumnType]) -> tuple[Expr, ColumnType]:
+def _parse(text: str, path: tuple[str, ...], names: dict[str, ColumnType],
+           string_functions: bool = True) -> tuple[Expr, ColumnType]:
     try:
         expr = parse_expression(text)
-        return expr, infer_type(expr, names)
+        return expr, infer_type(expr, names, string_functions)
     except ExpressionError as error:
         raise GraphError(path, str(error), error.column) from None
 
@@ -153,7 +165,8 @@ def _plan_view(view: ViewSpec, schema: dict[str, ColumnType]) -> ViewPlan:
         path = ("feature_views", view.name, "features", feature.name)
         expr_index, expr_type = -1, ColumnType.INT
         if feature.expr is not None:
-            expr, expr_type = _parse(feature.expr, (*path, "expr"), schema)
+            expr, expr_type = _parse(feature.expr, (*path, "expr"), schema,
+                                     string_functions=False)
             if expr not in expressions:
                 expressions.append(expr)
             expr_index = expressions.index(expr)
@@ -193,7 +206,7 @@ def _result_type(agg: str, expr_type: ColumnType, path: tuple[str, ...]) -> Colu
     if agg == "sum":
         return ColumnType.FLOAT if expr_type == ColumnType.FLOAT else ColumnType.INT
     if agg in ("min", "max"):
-        return ColumnType.INT if expr_type == ColumnType.BOOL else expr_type
+        return expr_type  # of booleans: all / any, still a boolean
     return ColumnType.FLOAT
 
 
@@ -206,15 +219,23 @@ def _plan_request_view(rv: RequestViewSpec, views: dict[str, ViewPlan]) -> Reque
     expressions: list[Expr] = []
     dependencies: list[tuple[str, str]] = []
     feature_inputs: dict[str, RequestInputs] = {}
+    terms: dict[Expr, str] = {}
+    feature_types: dict[str, ColumnType] = {}
     for name, text in rv.features:
         path = ("request_views", rv.name, "features", name)
         expr, expr_type = _parse(text, path, names)
         if expr_type not in (*NUMERIC, ColumnType.TIMESTAMP):
             raise GraphError(path, f"a request feature must be numeric, got {expr_type.value}")
         expressions.append(expr)
+        feature_types[name] = expr_type
         fields_read, refs = referenced_names(expr)
         feature_inputs[name] = RequestInputs(fields_read, refs)
         dependencies.extend(r for r in sorted(refs) if r not in dependencies)
-    fields = [name for name, _ in rv.request]
-    inputs = fields + [f"{view}.{feature}" for view, feature in dependencies]
-    return RequestPlan(rv, expressions, inputs, dependencies, feature_inputs)
+        for term in find_string_terms(expr, names):
+            terms.setdefault(term, term_name(term))
+    fields = [name for name, kind in rv.request if kind != ColumnType.STRING]
+    inputs = fields + list(terms.values()) + [f"{view}.{feature}" for view, feature in dependencies]
+    kernel_expressions = [replace_terms(expr, terms) for expr in expressions]
+    string_terms = [(input_name, term) for term, input_name in terms.items()]
+    return RequestPlan(rv, expressions, inputs, dependencies, feature_inputs,
+                       kernel_expressions, string_terms, feature_types=feature_types)

@@ -3,11 +3,20 @@
 Each module below adds its commands to the one group, `main`.
 """
 
-from featurestore.cli import browse, data, definitions, demo, init_project, sample, serving
+from featurestore.cli import (
+    browse,
+    data,
+    definitions,
+    demo,
+    init_project,
+    push,
+    sample,
+    serving,
+)
 from featurestore.cli.group import main
 from featurestore.cli.serving import describe_server
 
 __all__ = [
-    "browse", "data", "definitions", "demo", "describe_server", "init_project", "main", "sample",
-    "serving",
+    "browse", "data", "definitions", "demo", "describe_server", "init_project", "main", "push",
+    "sample", "serving",
 ]

@@ -10,7 +10,10 @@ import click
 from featurestore.cli.group import main, registry_option, shown
 from featurestore.progress import MaterializeProgress
 from featurestore.store import FeatureStore
-from featurestore.table_files import read_table_file, write_table_file
+from featurestore.table_files import check_table_path, read_table_file, write_table_file
+
+OUT_HELP = ("Output file, by extension: .parquet, .csv (times as ISO-8601 with +00:00), "
+            ".json/.jsonl (JSON lines), .arrow or .feather (Arrow IPC).")
 
 
 @main.command()
@@ -29,9 +32,10 @@ def materialize(registry: Path, end: str | None, full: bool) -> None:
 @main.command(name="training-set")
 @registry_option
 @click.option("--spine", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Spine file, Parquet or CSV: entity keys, a timestamp, anything else.")
+              help="Spine file by extension (.parquet, .csv, .json/.jsonl, .arrow, .feather): "
+              "entity keys, a timestamp, anything else.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file: Parquet, or CSV when the name ends in .csv.")
+              help=OUT_HELP)
 @click.option("--features", "features", multiple=True, metavar="REF",
               help="'view:feature' or a service name; repeat, or separate with commas.")
 @click.option("--service", default=None, help="A service name (instead of --features).")
@@ -41,6 +45,7 @@ def materialize(registry: Path, end: str | None, full: bool) -> None:
 def training_set(registry: Path, spine: Path, out: Path, features: tuple[str, ...],
                  service: str | None, timestamp: str, full_names: bool) -> None:
     """Build a point-in-time training set: the spine with feature columns appended."""
+    check_table_path(out)
     store = FeatureStore(registry)
     references = [ref.strip() for refs in features for ref in refs.split(",") if ref.strip()]
     started = time.perf_counter()
@@ -57,12 +62,13 @@ def training_set(registry: Path, spine: Path, out: Path, features: tuple[str, ..
 @click.option("--at", "at", required=True, metavar="T",
               help="Time of the features (ISO-8601; UTC unless it has an offset).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file: Parquet, or CSV when the name ends in .csv.")
+              help=OUT_HELP)
 @click.option("--entity", default=None,
               help="Entity to score (needed when feature views use several).")
 @click.option("--full-names", is_flag=True, help="Name feature columns view__feature.")
 def snapshot(registry: Path, at: str, out: Path, entity: str | None, full_names: bool) -> None:
     """Write every entity's features at time T (batch scoring), from raw events."""
+    check_table_path(out)
     store = FeatureStore(registry)
     started = time.perf_counter()
     table = store.snapshot(at, entity=entity, full_names=full_names, output="arrow")

@@ -13,9 +13,8 @@ from typing import Any
 
 import click
 
+from featurestore.context import REGISTRY_ENV
 from featurestore.errors import FeatureStoreError, RegistryError
-
-REGISTRY_ENV = "FEATURESTORE_REGISTRY"
 
 EXIT_FAILURE = 1
 EXIT_INVALID_REGISTRY = 2

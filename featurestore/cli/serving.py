@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -17,15 +17,28 @@ from featurestore.store import FeatureStore
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port to listen on.")
-@click.option("--access-log", is_flag=True, help="Log one line per request.")
-def serve(registry: Path, host: str, port: int, access_log: bool) -> None:
-    """Serve online features over HTTP (OpenAPI at /docs)."""
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+              help="Server processes sharing the port (each opens its own clients).")
+@click.option("--access-log", is_flag=True,
+              help="Log one line per request: method, path, status, duration, client.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="Log lines as text, or as one JSON object each (for log collectors).")
+@click.option("--shutdown-timeout", default=20.0, show_default=True,
+              type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="On SIGTERM or Ctrl-C, longest wait for requests in flight.")
+def serve(registry: Path, host: str, port: int, workers: int, access_log: bool,
+          log_format: Literal["text", "json"], shutdown_timeout: float) -> None:
+    """Serve online features over HTTP (OpenAPI at /docs); SIGTERM or Ctrl-C stops it
+    after the requests in flight."""
     # Imported here: only this command needs the web stack.
     from featurestore.serving.server import serve as run_server
 
     store = FeatureStore(registry)
-    click.echo(describe_server(store.registry.project, store.online, host, port))
-    run_server(store, host=host, port=port, access_log=access_log)
+    line = describe_server(store.registry.project, store.online, host, port)
+    click.echo(line if workers == 1 else f"{line}, {workers} worker processes")
+    run_server(store, host=host, port=port, access_log=access_log, log_format=log_format,
+               workers=workers, shutdown_timeout=shutdown_timeout)
 
 
 def describe_server(project: str, online: str, host: str, port: int) -> str:

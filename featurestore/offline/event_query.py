@@ -23,18 +23,22 @@ from featurestore.offline.schema import (
     check_columns,
     column_type,
     inspect_source,
+    is_integer_type,
     is_timezone_aware,
 )
 from featurestore.offline.sources import (
     PARQUET_SUFFIXES,
     SourceSpec,
     base_relation,
+    epoch_integer_micros_sql,
+    floor_div_sql,
     located_errors,
     quote_identifier,
     quote_literal,
     reads_copy,
     segments_relation,
 )
+from featurestore.times import EPOCH_UNITS
 from transforms.spec import ColumnType
 
 TS_COLUMN = "__ts"
@@ -116,37 +120,46 @@ class EventQuery:
         return " UNION ALL ".join(selects)
 
 
-def micros_sql(column: str, duckdb_type: str) -> str:
+def micros_sql(column: str, duckdb_type: str, timestamp_unit: str | None = None) -> str:
     """SQL for a time column as BIGINT microseconds since the epoch, UTC.
 
     Nanosecond timestamps are floored (DuckDB's epoch_us rounds them), matching the
-    truncation spines get, so an event never moves later than it happened.
+    truncation spines get, so an event never moves later than it happened. An integer
+    column with a `timestamp_unit` holds epoch integers in that unit (nanoseconds are
+    floored the same way).
     """
     quoted = quote_identifier(column)
     kind = duckdb_type.upper()
+    if timestamp_unit is not None and is_integer_type(kind):
+        return epoch_integer_micros_sql(quoted, timestamp_unit)
     if kind == "TIMESTAMP_NS":
-        nanos = f"epoch_ns({quoted})"
-        return f"({nanos} // 1000 - CASE WHEN {nanos} % 1000 < 0 THEN 1 ELSE 0 END)"
+        return floor_div_sql(f"epoch_ns({quoted})", 1000)
     if kind == "DATE":
         return f"epoch_us(CAST({quoted} AS TIMESTAMP))"
     return f"epoch_us({quoted})"
 
 
-def _value_sql(column: str | None, duckdb_type: str | None, as_string: bool) -> str:
-    """A value column as the kernels need it: DOUBLE, or VARCHAR for strings."""
+def _value_sql(column: str | None, duckdb_type: str | None, as_string: bool,
+               timestamp_unit: str | None = None) -> str:
+    """A value column as the kernels need it: DOUBLE, or VARCHAR for strings.
+
+    `timestamp_unit` is given for the source's timestamp column only.
+    """
     if column is None or duckdb_type is None:
         return "CAST(NULL AS VARCHAR)" if as_string else "CAST(NULL AS DOUBLE)"
     quoted = quote_identifier(column)
     if as_string:
         return f"CAST({quoted} AS VARCHAR)"
-    if column_type(duckdb_type) is ColumnType.TIMESTAMP:
-        return f"CAST({micros_sql(column, duckdb_type)} AS DOUBLE)"
+    epoch = timestamp_unit is not None and is_integer_type(duckdb_type)
+    if epoch or column_type(duckdb_type) is ColumnType.TIMESTAMP:
+        return f"CAST({micros_sql(column, duckdb_type, timestamp_unit)} AS DOUBLE)"
     return f"CAST({quoted} AS DOUBLE)"
 
 
 def _time_conditions(
-    column: str, duckdb_type: str, start_us: int | None, end_us: int | None
-) -> list[str]:
+    column: str, duckdb_type: str, start_us: int | None, end_us: int | None,
+    timestamp_unit: str | None = None,
+) -> list[str]:  # fmt: skip
     """Exact bounds on the time in µs, plus bounds on the raw column 1 µs wider.
 
     The raw-column bounds let DuckDB skip Parquet row groups by their statistics; the
@@ -154,9 +167,14 @@ def _time_conditions(
     """
     quoted = quote_identifier(column)
     aware = is_timezone_aware(duckdb_type)
-    micros = micros_sql(column, duckdb_type)
+    micros = micros_sql(column, duckdb_type, timestamp_unit)
+    epoch = timestamp_unit is not None and is_integer_type(duckdb_type)
+    multiplier, divisor = EPOCH_UNITS[timestamp_unit] if epoch and timestamp_unit else (1, 1)
 
     def moment(micros: int) -> str:
+        if epoch:
+            # The raw integer at or before `micros` (floored, so the bound only widens).
+            return str((int(micros) * divisor) // multiplier)
         naive = f"make_timestamp({int(micros)}::BIGINT)"
         return f"timezone('UTC', {naive})" if aware else naive
 
@@ -164,7 +182,9 @@ def _time_conditions(
     if start_us is not None:
         conditions += [f"{quoted} >= {moment(start_us - 1)}", f"{micros} >= {start_us}"]
     if end_us is not None:
-        conditions += [f"{quoted} < {moment(end_us + 1)}", f"{micros} < {end_us}"]
+        # For epoch integers, `moment` floors: one raw unit more keeps the bound wider.
+        upper = f"{moment(end_us + 1)} + 1" if epoch else moment(end_us + 1)
+        conditions += [f"{quoted} < {upper}", f"{micros} < {end_us}"]
     return conditions
 
 
@@ -176,6 +196,7 @@ def _part_sql(
     values: tuple[Sequence[str], Sequence[str]],
     window: tuple[int | None, int | None],
     entities: EntityFilter | None = None,
+    timestamp_unit: str | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     numeric, strings = values
     hashed = tuple(
@@ -185,9 +206,11 @@ def _part_sql(
     select = [f"{expression} AS __k{i}" for i, expression in enumerate(hashed)]
     # Segments always hold the timestamp as a naive TIMESTAMP (see push_validation).
     timestamp_type = types.get(timestamp, "TIMESTAMP")
-    select.append(f"{micros_sql(timestamp, timestamp_type)} AS {TS_COLUMN}")
+    select.append(f"{micros_sql(timestamp, timestamp_type, timestamp_unit)} AS {TS_COLUMN}")
+    units = {timestamp: timestamp_unit}
     select += [
-        f"{_value_sql(name if name in types else None, types.get(name), False)} AS __n{i}"
+        f"{_value_sql(name if name in types else None, types.get(name), False, units.get(name))}"
+        f" AS __n{i}"
         for i, name in enumerate(numeric)
     ]
     select += [
@@ -195,7 +218,7 @@ def _part_sql(
         for i, name in enumerate(strings)
     ]
     conditions = [f"{quote_identifier(name)} IS NOT NULL" for name in (*key_types, timestamp)]
-    conditions += _time_conditions(timestamp, timestamp_type, *window)
+    conditions += _time_conditions(timestamp, timestamp_type, *window, timestamp_unit)
     if entities is not None:
         conditions.append(entities.condition(hashed))
     text = f"SELECT {', '.join(select)} FROM {relation} WHERE {' AND '.join(conditions)}"
@@ -271,14 +294,14 @@ def plan_events(
     parts = [
         _part_sql(
             base_relation(spec, base_dir), described.duckdb_types, spec.timestamp,
-            key_types, values, window, entities,
+            key_types, values, window, entities, spec.timestamp_unit,
         )
     ]  # fmt: skip
     if described.segments:
         parts.append(
             _part_sql(
                 segments_relation(list(described.segments)), described.segment_types,
-                spec.timestamp, key_types, values, window, entities,
+                spec.timestamp, key_types, values, window, entities, spec.timestamp_unit,
             )
         )  # fmt: skip
     return EventQuery(spec.name, spec.location, tuple(key_types.items()), *values, tuple(parts))

@@ -61,6 +61,7 @@ from featurestore.offline.source_cache import SourceCache, source_cache_dir
 from featurestore.offline.sources import count_rows, quote_identifier
 from featurestore.online.entity_keys import decode_entity_key, encode_entity_key
 from featurestore.online.published import PublishedRegistry, ViewPublication, publication_metadata
+from featurestore.online.stored_states import join_value, later, newest_per_entity
 from featurestore.registry import Source
 from featurestore.registry.state import registry_hash
 from featurestore.times import format_micros, now_micros, to_micros
@@ -166,7 +167,11 @@ def materialize(store: StoreContext, end: object = None, full: bool = False,
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {STATES_TABLE} "
-                "(view VARCHAR NOT NULL, entity BLOB NOT NULL, state BLOB NOT NULL)")
+                "(view VARCHAR NOT NULL, entity BLOB NOT NULL, state BLOB NOT NULL, "
+                "newest_us BIGINT)")
+    # The entity's newest event folded into the state (null in files made before it
+    # was kept: unknown until the entity's state is next written).
+    con.execute(f"ALTER TABLE {STATES_TABLE} ADD COLUMN IF NOT EXISTS newest_us BIGINT")
     con.execute(f"CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (view VARCHAR PRIMARY KEY, "
                 "state_key VARCHAR NOT NULL, end_us BIGINT NOT NULL, "
                 "dictionaries VARCHAR NOT NULL, manifest VARCHAR, "
@@ -348,20 +353,26 @@ def _fold_partition(con: duckdb.DuckDBPyConnection, view: CompiledView, name: st
     """Fold one partition's events into its entities' stored states (upsert)."""
     keys = [encode_entity_key(tuple(row.values()))
             for row in partition.key_table.to_pylist()]
-    old = _stored_states(con, name, keys) if incremental else [None] * len(keys)
+    old, old_newest = (_stored_states(con, name, keys) if incremental
+                       else ([None] * len(keys), [None] * len(keys)))
     states = view.update_states(old, partition.entity, partition.ts, partition.columns,
                                 dictionaries, end_us)
+    newest = newest_per_entity(partition.entity, partition.ts).tolist()
     batch = pa.table({
         "view": pa.array([name] * len(states.blobs), pa.string()),
         "entity": pa.array([keys[i] for i in states.entities], pa.binary()),
         "state": pa.array(states.blobs, pa.binary()),
+        "newest_us": pa.array([later(old_newest[i], time) for i, time
+                               in zip(states.entities.tolist(), newest, strict=True)],
+                              pa.int64()),
     })
     con.register("fs_batch", batch)
     try:
         if incremental:
             con.execute(f"DELETE FROM {STATES_TABLE} WHERE view = ? AND entity IN "
                         "(SELECT entity FROM fs_batch)", [name])
-        con.execute(f"INSERT INTO {STATES_TABLE} SELECT view, entity, state FROM fs_batch")
+        con.execute(f"INSERT INTO {STATES_TABLE} (view, entity, state, newest_us) "
+                    "SELECT view, entity, state, newest_us FROM fs_batch")
     finally:
         con.unregister("fs_batch")
 
@@ -375,19 +386,23 @@ def _batches(con: duckdb.DuckDBPyConnection, sql: str,
 
 
 def _stored_states(con: duckdb.DuckDBPyConnection, name: str,
-                   keys: list[bytes]) -> list[bytes | None]:
+                   keys: list[bytes]) -> tuple[list[bytes | None], list[int | None]]:
+    """The stored states of entities (None: none) and their newest event times."""
     wanted = pa.table({"i": pa.array(range(len(keys)), pa.int64()),
                        "entity": pa.array(keys, pa.binary())})
     con.register("fs_wanted", wanted)
     try:
-        rows = con.execute(f"SELECT w.i, s.state FROM fs_wanted w JOIN {STATES_TABLE} s "
-                           "ON s.view = ? AND s.entity = w.entity", [name]).fetchall()
+        rows = con.execute(f"SELECT w.i, s.state, s.newest_us FROM fs_wanted w JOIN "
+                           f"{STATES_TABLE} s ON s.view = ? AND s.entity = w.entity",
+                           [name]).fetchall()
     finally:
         con.unregister("fs_wanted")
     found: list[bytes | None] = [None] * len(keys)
-    for i, state in rows:
+    newest: list[int | None] = [None] * len(keys)
+    for i, state, time in rows:
         found[i] = bytes(state)
-    return found
+        newest[i] = time
+    return found, newest
 
 
 def _write_latest_values(con: duckdb.DuckDBPyConnection, view: CompiledView, name: str,
@@ -451,10 +466,11 @@ def load_online(store: StoreContext, published: PublishedRegistry) -> tuple[str,
 
 
 def _stored_items(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[str, tuple, bytes]]:
-    reader = _batches(con, f"SELECT view, entity, state FROM {STATES_TABLE}")
+    reader = _batches(con, f"SELECT view, entity, state, newest_us FROM {STATES_TABLE}")
     for batch in reader:
         views = batch.column("view").to_pylist()
         entities = batch.column("entity").to_pylist()
         states = batch.column("state").to_pylist()
-        for view, entity, state in zip(views, entities, states, strict=True):
-            yield view, decode_entity_key(entity), state
+        newest = batch.column("newest_us").to_pylist()
+        for view, entity, state, time in zip(views, entities, states, newest, strict=True):
+            yield view, decode_entity_key(entity), join_value(state, time)

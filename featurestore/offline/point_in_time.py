@@ -29,6 +29,7 @@ from featurestore.offline.events import read_partitions, suggest_partitions
 from featurestore.offline.keys import normalize_keys, partition_of_keys
 from featurestore.offline.schema import check_columns, describe_source
 from featurestore.offline.sources import SourceSpec, count_rows
+from featurestore.offline.spine import present_rows
 from transforms import CompiledView
 from transforms.spec import ColumnType
 
@@ -109,7 +110,8 @@ def compute_view_values(
         con: a connection that can read the view's source.
         request: the view, its source and the wanted features.
         base_dir: folder that relative source paths are resolved against.
-        spine_keys: the spine's key columns, in spine order.
+        spine_keys: the spine's key columns, in spine order; a row with a null key
+            gets the values of an unseen entity (count and sum 0, the others null).
         spine_us: int64 spine times (µs UTC), in spine order.
 
     Raises:
@@ -121,6 +123,9 @@ def compute_view_values(
     out = np.full((len(wanted), len(spine_us)), np.nan)
     if len(spine_us) == 0:
         return ViewValues(dict(zip(request.features, out, strict=True)), {})
+    present = present_rows(spine_keys)
+    if not present.all():
+        return _without_null_keys(con, request, base_dir, spine_keys, spine_us, present)
     key_types = key_kinds(con, request.source, base_dir, request.keys)
     keys = normalize_keys(spine_keys, key_types)
     dictionaries = build_dictionaries(con, request.source, base_dir, view.string_columns)
@@ -138,6 +143,23 @@ def compute_view_values(
         _fill_values(view, partition_events, by_partition, keys, spine_us, dictionaries,
                      wanted, out)
     return ViewValues(dict(zip(request.features, out, strict=True)), dictionaries)
+
+
+def _without_null_keys(
+    con: duckdb.DuckDBPyConnection, request: ViewRequest, base_dir: Path,
+    spine_keys: pa.Table, spine_us: np.ndarray, present: np.ndarray,
+) -> ViewValues:  # fmt: skip
+    """Values for the rows with keys; the others get an unseen entity's values."""
+    rows = np.flatnonzero(present)
+    found = compute_view_values(con, request, base_dir, spine_keys.take(rows), spine_us[rows])
+    aggregations = {feature.name: feature.agg for feature in request.view.plan.features}
+    values = {}
+    for name, computed in found.values.items():
+        empty = 0.0 if aggregations[name] in ("count", "sum") else np.nan
+        filled = np.full(len(spine_us), empty)
+        filled[rows] = computed
+        values[name] = filled
+    return ViewValues(values, found.dictionaries)
 
 
 @contextlib.contextmanager

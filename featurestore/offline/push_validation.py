@@ -5,6 +5,11 @@ row, as JSON gives them) or a dict of columns. They leave as an Arrow table with
 column of the source, in the source's order, in one canonical type per ColumnType; a
 column the rows do not give is null. Conversions are exact or refused: 2.5 is not an
 integer, 1 is not a boolean, 7 is not a string.
+
+The timestamp column of a source with a `timestamp_unit` takes epoch integers in that
+unit, as the source's own rows hold them, and also ISO-8601 text and datetimes, as every
+other source's does; either way it is stored as a timestamp (docs/decisions.md, "Epoch
+integer timestamps").
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from featurestore.loaded_pandas import is_pandas_null
 from featurestore.offline.arrow_types import ARROW_TYPES, NAIVE_MICROS, is_text_type
 from featurestore.offline.spine import to_arrow
 from featurestore.offline.timestamps import normalize_timestamps
+from featurestore.times import EPOCH_UNITS
 from transforms.spec import ColumnType
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -97,6 +103,20 @@ def _to_timestamp(value: Any) -> dt.datetime:
     return value
 
 
+def _epoch_converter(unit: str) -> Callable[[Any], dt.datetime]:
+    """A converter taking an epoch integer in `unit`, or what `_to_timestamp` takes."""
+    multiplier, divisor = EPOCH_UNITS[unit]
+
+    def convert(value: Any) -> dt.datetime:
+        if isinstance(value, str | dt.date | np.datetime64):
+            return _to_timestamp(value)
+        micros = _to_int(value) * multiplier // divisor  # floors, as sources do
+        return _EPOCH + dt.timedelta(microseconds=micros)
+
+    return convert
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
 _CONVERTERS: dict[ColumnType, Callable[[Any], Any]] = {
     ColumnType.INT: _to_int,
     ColumnType.FLOAT: _to_float,
@@ -113,9 +133,14 @@ _EXPECTED = {
 }
 
 
-def _python_column(values: Sequence[Any], name: str, kind: ColumnType, prefix: str) -> pa.Array:
-    """Python values → an Arrow array of the column's type, refusing inexact conversions."""
-    convert = _CONVERTERS[kind]
+def _python_column(values: Sequence[Any], name: str, kind: ColumnType, prefix: str,
+                   unit: str | None = None) -> pa.Array:
+    """Python values → an Arrow array of the column's type, refusing inexact conversions.
+
+    `unit`: for a timestamp column of epoch integers, their unit.
+    """
+    convert = _epoch_converter(unit) if unit else _CONVERTERS[kind]
+    expected = f"an integer (epoch {unit}), {_EXPECTED[kind]}" if unit else _EXPECTED[kind]
     converted = []
     for row, value in enumerate(values):
         if _is_null(value):
@@ -125,7 +150,7 @@ def _python_column(values: Sequence[Any], name: str, kind: ColumnType, prefix: s
             converted.append(convert(value))
         except (_Refused, OverflowError, ValueError):
             raise InputError(
-                f"{prefix}row {row}: column '{name}' expects {_EXPECTED[kind]}, "
+                f"{prefix}row {row}: column '{name}' expects {expected}, "
                 f"got {value!r} ({type(value).__name__})"
             ) from None
     try:
@@ -152,12 +177,32 @@ def _family_accepts(arrow_type: pa.DataType, kind: ColumnType) -> bool:
     return True  # timestamps: normalize_timestamps decides
 
 
+def _epoch_column(values: pa.ChunkedArray, name: str, unit: str, prefix: str) -> pa.Array:
+    """Epoch integers in `unit` (integer or integral float column) → naive timestamps."""
+    try:
+        integers = values.cast(pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _python_column(values.to_pylist(), name, ColumnType.TIMESTAMP, prefix, unit)
+    multiplier, divisor = EPOCH_UNITS[unit]
+    try:
+        scaled = pc.multiply_checked(integers, multiplier).combine_chunks()
+    except pa.ArrowInvalid:
+        raise InputError(f"{prefix}column '{name}': epoch {unit} values out of range") from None
+    nulls = scaled.is_null().to_numpy(zero_copy_only=False)
+    # numpy's floor_divide floors, as sources do; Arrow's integer division truncates.
+    micros = np.floor_divide(scaled.fill_null(0).to_numpy(), divisor)
+    return pa.array(micros, pa.int64(), mask=nulls).cast(NAIVE_MICROS)
+
+
 def _arrow_column(
-    values: pa.ChunkedArray, name: str, kind: ColumnType, prefix: str
+    values: pa.ChunkedArray, name: str, kind: ColumnType, prefix: str, unit: str | None = None
 ) -> pa.ChunkedArray:
-    """An Arrow column cast exactly to the column's type."""
+    """An Arrow column cast exactly to the column's type (`unit`: see `_python_column`)."""
     if pa.types.is_dictionary(values.type):
         values = values.cast(values.type.value_type)
+    numeric = pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+    if unit is not None and numeric:
+        return pa.chunked_array([_epoch_column(values, name, unit, prefix)])
     if not _family_accepts(values.type, kind):
         raise InputError(
             f"{prefix}column '{name}' has type {values.type}; the source's '{name}' is {kind}"
@@ -229,6 +274,7 @@ def validate_rows(
     keys: Sequence[str] = (),
     *,
     source_name: str | None = None,
+    timestamp_unit: str | None = None,
 ) -> pa.Table:
     """Check pushed rows against a source's schema and convert them to its types.
 
@@ -239,6 +285,8 @@ def validate_rows(
         timestamp: the source's timestamp column (required, non-null).
         keys: entity key columns (required, non-null).
         source_name: named in error messages when given.
+        timestamp_unit: the source's `timestamp_unit`: its timestamp column then also
+            takes epoch integers in that unit.
 
     Returns:
         An Arrow table with every schema column in schema order (int64, float64, bool,
@@ -259,12 +307,13 @@ def validate_rows(
     arrays: dict[str, pa.ChunkedArray | pa.Array] = {}
     for name, kind in schema.items():
         values = columns.get(name)
+        unit = timestamp_unit if name == timestamp else None
         if values is None:
             arrays[name] = pa.nulls(count, type=ARROW_TYPES[kind])
         elif isinstance(values, list):
-            arrays[name] = _python_column(values, name, kind, prefix)
+            arrays[name] = _python_column(values, name, kind, prefix, unit)
         else:
-            arrays[name] = _arrow_column(values, name, kind, prefix)
+            arrays[name] = _arrow_column(values, name, kind, prefix, unit)
     for name in required:
         if arrays[name].null_count:
             row = pc.index(pc.is_null(arrays[name]), True).as_py()

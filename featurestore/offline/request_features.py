@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from featurestore.errors import InputError
+from featurestore.offline.arrow_types import is_text_type
 from featurestore.offline.timestamps import normalize_timestamps
 from transforms import CompiledRequestView
 from transforms.spec import ColumnType
@@ -79,12 +80,23 @@ def request_values(values: pa.ChunkedArray, name: str, kind: ColumnType) -> np.n
     """A spine column as a request field's kernel input: float64, NaN for null.
 
     Numbers and booleans stand for numeric and boolean fields; timestamps (or dates,
-    or ISO-8601 text) for timestamp fields, as microseconds.
+    or ISO-8601 text) for timestamp fields, as microseconds; text for string fields,
+    as an object array of str and None (the request view evaluates what reads it).
 
     Raises:
         InputError: the column's type cannot stand for the field's.
     """
     arrow_type = values.type
+    if pa.types.is_dictionary(arrow_type):
+        values = values.cast(arrow_type.value_type)
+        arrow_type = values.type
+    if kind is ColumnType.STRING:
+        if not (is_text_type(arrow_type) or pa.types.is_null(arrow_type)):
+            raise InputError(
+                f"spine column '{name}' has type {arrow_type}, but request field '{name}' "
+                "is string: give text (or nulls)"
+            )
+        return values.cast(pa.string()).to_numpy(zero_copy_only=False)
     if kind is ColumnType.TIMESTAMP:
         label = f"spine column '{name}' (request field)"
         micros = normalize_timestamps(values, label).cast(pa.int64())

@@ -52,6 +52,25 @@ def column_type(duckdb_type: str) -> ColumnType | None:
     return None
 
 
+def is_integer_type(duckdb_type: str) -> bool:
+    """True for DuckDB's integer types (the types epoch-integer timestamps may have)."""
+    return duckdb_type.upper() in _INTEGER_TYPES
+
+
+def kernel_schema(
+    types: Mapping[str, str], timestamp: str | None = None, timestamp_unit: str | None = None
+) -> dict[str, ColumnType]:
+    """Column → ColumnType of every column of `types` the kernels can use.
+
+    With a `timestamp_unit`, the timestamp column is a time (it is read as one, in
+    microseconds), though DuckDB types it as an integer.
+    """
+    mapped = {name: column_type(kind) for name, kind in types.items()}
+    if timestamp_unit is not None and timestamp in mapped and is_integer_type(types[timestamp]):
+        mapped[timestamp] = ColumnType.TIMESTAMP
+    return {name: kind for name, kind in mapped.items() if kind is not None}
+
+
 def is_timezone_aware(duckdb_type: str) -> bool:
     """True for TIMESTAMPTZ, whose values are instants rather than UTC wall times."""
     return duckdb_type.upper() == "TIMESTAMP WITH TIME ZONE"
@@ -71,27 +90,34 @@ class SourceColumns:
         duckdb_types: column → DuckDB type of the source itself.
         segment_types: column → DuckDB type of its pushed segments (empty without any).
         segments: the segment files this description covers, oldest first.
+        timestamp: the source's timestamp column.
+        timestamp_unit: the unit of its epoch integers, or None (see `SourceSpec`).
     """
 
     duckdb_types: dict[str, str]
     segment_types: dict[str, str]
     segments: tuple[Path, ...]
+    timestamp: str | None = None
+    timestamp_unit: str | None = None
 
     @property
     def schema(self) -> dict[str, ColumnType]:
         """Column → ColumnType of every column the kernels can use."""
-        mapped = {name: column_type(kind) for name, kind in self.duckdb_types.items()}
-        return {name: kind for name, kind in mapped.items() if kind is not None}
+        return kernel_schema(self.duckdb_types, self.timestamp, self.timestamp_unit)
 
 
-def timestamp_problem(column: str, types: Mapping[str, str]) -> str | None:
+def timestamp_problem(
+    column: str, types: Mapping[str, str], timestamp_unit: str | None = None
+) -> str | None:
     """What is wrong with a source's timestamp column, or None when it is usable.
 
-    The column must exist and be TIMESTAMP (naive values are UTC) or TIMESTAMPTZ.
+    The column must exist and be TIMESTAMP (naive values are UTC) or TIMESTAMPTZ; with a
+    `timestamp_unit`, an integer column instead.
 
     Args:
         column: the timestamp column the registry names.
         types: the source's columns → DuckDB type name.
+        timestamp_unit: the source's `timestamp_unit`, or None.
 
     Returns:
         A message that does not name the source (callers say where it is).
@@ -102,8 +128,22 @@ def timestamp_problem(column: str, types: Mapping[str, str]) -> str | None:
             f"its columns: {', '.join(types) or '(none)'}"
         )
     kind = types[column]
+    if timestamp_unit is not None:
+        if is_integer_type(kind):
+            return None
+        return (
+            f"timestamp column '{column}' has type {kind}, but timestamp_unit "
+            f"'{timestamp_unit}' says it holds epoch integers; remove timestamp_unit, or "
+            "use a `query:` source that gives integers"
+        )
     if kind.upper() in _TIMESTAMP_TYPES:
         return None
+    if is_integer_type(kind):
+        return (
+            f"timestamp column '{column}' has type {kind}; expected TIMESTAMP (naive = UTC) "
+            "or TIMESTAMPTZ; if it holds epoch integers, say in which unit with "
+            "`timestamp_unit: s` (or ms, us, ns) on the source"
+        )
     hint = (
         " (DuckDB read it from CSV as text: use a `query:` source that casts it)"
         if kind.upper() == "VARCHAR"
@@ -116,7 +156,7 @@ def timestamp_problem(column: str, types: Mapping[str, str]) -> str | None:
 
 
 def _check_timestamp(spec: SourceSpec, types: Mapping[str, str]) -> None:
-    problem = timestamp_problem(spec.timestamp, types)
+    problem = timestamp_problem(spec.timestamp, types, spec.timestamp_unit)
     if problem is not None:
         raise SourceError(f"source '{spec.name}' ({spec.location}): {problem}")
 
@@ -138,7 +178,7 @@ def inspect_source(
             segments
         ) else {}
     _check_timestamp(spec, types)
-    return SourceColumns(types, segment_types, segments)
+    return SourceColumns(types, segment_types, segments, spec.timestamp, spec.timestamp_unit)
 
 
 def describe_source(

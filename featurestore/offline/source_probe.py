@@ -50,7 +50,8 @@ class SourceFault:
     """One reason a source cannot be used as defined.
 
     Attributes:
-        key: the source key the fault is about: "path", "table", "query" or "timestamp".
+        key: the source key the fault is about: "path", "table", "query", "timestamp"
+            or "timestamp_unit".
         message: what is wrong, with a suggestion when a near miss is known.
     """
 
@@ -95,8 +96,10 @@ def probe_source(
         types = describe_relation(con, base_relation(spec, base_dir))
     except duckdb.Error as error:
         return SourceProbe(None, (_read_fault(con, spec, offline, error),))
-    problem = timestamp_problem(spec.timestamp, types)
-    faults = () if problem is None else (SourceFault("timestamp", problem),)
+    problem = timestamp_problem(spec.timestamp, types, spec.timestamp_unit)
+    # With a unit, a column of the wrong kind is the unit's mistake as much as the data's.
+    key = "timestamp_unit" if spec.timestamp_unit and spec.timestamp in types else "timestamp"
+    faults = () if problem is None else (SourceFault(key, problem),)
     return SourceProbe(types, faults)
 
 

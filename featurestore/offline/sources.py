@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from featurestore.errors import SourceError
 from featurestore.offline.segments import list_segments
+from featurestore.times import EPOCH_UNITS
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".csv.zst", ".tsv.zst")
@@ -61,6 +62,9 @@ class SourceSpec:
             matches (a non-empty tuple of absolute paths); None reads the path.
         cached: a Parquet copy of the files, checked fresh by whoever set it
             (`source_cache.SourceCache.use`); None reads the files themselves.
+        timestamp_unit: `s`, `ms`, `us` or `ns` when the source's own timestamp column
+            holds epoch integers in that unit; None when it holds timestamps. Pushed
+            segments always hold timestamps.
     """
 
     name: str
@@ -72,6 +76,7 @@ class SourceSpec:
     segments: tuple[str, ...] | None = None
     files: tuple[str, ...] | None = None
     cached: SourceCopy | None = None
+    timestamp_unit: str | None = None
 
     def __post_init__(self) -> None:
         given = [kind for kind in ("path", "table", "query") if getattr(self, kind)]
@@ -100,6 +105,30 @@ def quote_identifier(name: str) -> str:
 def quote_literal(text: str) -> str:
     """Quote a string constant for DuckDB SQL."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def floor_div_sql(expression: str, divisor: int) -> str:
+    """SQL for an integer expression divided by a positive divisor, floored.
+
+    DuckDB's integer `//` truncates towards zero; times must floor, so that an instant
+    before 1970 never moves later than it happened.
+    """
+    if divisor == 1:
+        return expression
+    return (f"({expression} // {divisor} - "
+            f"CASE WHEN {expression} % {divisor} < 0 THEN 1 ELSE 0 END)")
+
+
+def epoch_integer_micros_sql(quoted: str, unit: str) -> str:
+    """SQL for an epoch-integer column in `unit` as BIGINT microseconds (see EPOCH_UNITS).
+
+    A value beyond the BIGINT microsecond range is a DuckDB overflow error, not a wrap.
+    """
+    multiplier, divisor = EPOCH_UNITS[unit]
+    integer = f"CAST({quoted} AS BIGINT)"
+    if multiplier != 1:
+        return f"({integer} * {multiplier})"
+    return floor_div_sql(integer, divisor)
 
 
 def resolve_path(path: str, base_dir: Path | str) -> str:
@@ -206,7 +235,8 @@ def source_relation(spec: SourceSpec, base_dir: Path | str) -> str:
     """FROM-clause text for the source, including its pushed events.
 
     The timestamp column is normalised to a naive TIMESTAMP holding UTC, whatever the
-    source's own type (TIMESTAMP or TIMESTAMPTZ): comparisons with it then never depend
+    source's own type (TIMESTAMP, TIMESTAMPTZ, or epoch integers in `timestamp_unit`;
+    pushed segments hold TIMESTAMP): comparisons with it then never depend
     on the connection's TimeZone setting. When pushed segments exist they are appended
     with UNION ALL BY NAME; the segment list is fixed when this text is built, so a
     query over it sees one consistent set of events even while pushes continue.
@@ -220,7 +250,11 @@ def source_relation(spec: SourceSpec, base_dir: Path | str) -> str:
     """
     column = quote_identifier(spec.timestamp)
     normalise = f"* REPLACE (make_timestamp(epoch_us({column})) AS {column})"
-    parts = [f"SELECT {normalise} FROM {base_relation(spec, base_dir)}"]
+    own = normalise
+    if spec.timestamp_unit is not None:
+        micros = epoch_integer_micros_sql(column, spec.timestamp_unit)
+        own = f"* REPLACE (make_timestamp({micros}) AS {column})"
+    parts = [f"SELECT {own} FROM {base_relation(spec, base_dir)}"]
     segments = pushed_segments(spec, base_dir)
     if segments:
         parts.append(f"SELECT {normalise} FROM {segments_relation(segments)}")

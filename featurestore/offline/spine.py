@@ -4,11 +4,16 @@ A spine arrives as pandas, polars, Arrow or a Parquet path and leaves as an Arro
 with every column and row in the user's order. The only change is to the timestamp
 column, normalised to microseconds UTC (see `timestamps.normalize_timestamps`); nothing
 is added, so a row number, if needed, is kept alongside rather than in the table.
+
+A row whose entity key is null (None, NaN, NA) names no entity: rather than failing the
+whole training set, it gets the features of an unseen entity (DESIGN §4.3) and the
+caller is warned how many rows did (`present_rows` tells them apart).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from featurestore.errors import InputError
+from featurestore.errors import FeatureStoreWarning, InputError
 from featurestore.loaded_pandas import is_dataframe
 from featurestore.offline.timestamps import epoch_micros, normalize_timestamps
 
@@ -72,6 +77,27 @@ def to_arrow(spine: object) -> pa.Table:
     )
 
 
+def present_rows(keys: pa.Table) -> np.ndarray:
+    """Bool per row: True where every column of `keys` holds a value (not null, not NaN)."""
+    present = np.ones(keys.num_rows, dtype=bool)
+    for column in keys.columns:
+        if column.null_count or pa.types.is_floating(column.type):
+            missing = pc.is_null(column, nan_is_null=True).to_numpy(zero_copy_only=False)
+            present &= ~missing
+    return present
+
+
+def _warn_null_keys(table: pa.Table, keys: Sequence[str]) -> None:
+    for name in keys:
+        nulls = int((~present_rows(table.select([name]))).sum())
+        if nulls:
+            rows = "1 spine row has" if nulls == 1 else f"{nulls} spine rows have"
+            they = "it gets" if nulls == 1 else "they get"
+            # Point at the caller: here ← load_spine ← build_training_set ← FeatureStore.
+            warnings.warn(f"{rows} a null {name}: {they} the features of an unseen entity",
+                          FeatureStoreWarning, stacklevel=5)
+
+
 def _check_column(table: pa.Table, name: str, role: str) -> None:
     matches = table.column_names.count(name)
     if matches == 0:
@@ -82,11 +108,11 @@ def _check_column(table: pa.Table, name: str, role: str) -> None:
     if matches > 1:
         raise InputError(f"spine has {matches} columns named '{name}' ({role})")
     nulls = table.column(name).null_count
-    if nulls:
+    if nulls and role == "timestamp":
         first = pc.index(pc.is_null(table.column(name)), True).as_py()
         raise InputError(
             f"spine column '{name}' ({role}) has {nulls} null values (first at row {first}); "
-            "every row needs its entity keys and timestamp"
+            "every row needs its timestamp"
         )
 
 
@@ -103,14 +129,19 @@ def load_spine(spine: object, keys: Sequence[str], timestamp: str) -> pa.Table:
         column normalised to microseconds (naive stays naive = UTC, tz-aware becomes
         UTC, ISO-8601 strings are parsed).
 
+    Warns:
+        FeatureStoreWarning: once per key column with nulls, saying how many rows get
+            the features of an unseen entity.
+
     Raises:
-        InputError: the spine cannot be read; a key or the timestamp column is missing,
-            duplicated or has nulls; the timestamp column is not a time or does not
+        InputError: the spine cannot be read; a key or the timestamp column is missing
+            or duplicated; the timestamp column has nulls, is not a time or does not
             parse. The message names the column.
     """
     table = to_arrow(spine)
     for name in keys:
         _check_column(table, name, "entity key")
+    _warn_null_keys(table, keys)
     _check_column(table, timestamp, "timestamp")
     position = table.column_names.index(timestamp)
     normalized = normalize_timestamps(table.column(position), f"spine column '{timestamp}'")

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from featurestore.compilation import source_spec
 from featurestore.errors import InputError
+from featurestore.feature_columns import request_feature_type
 from featurestore.offline.point_in_time import (
     ViewRequest,
     ViewValues,
@@ -39,7 +40,6 @@ from featurestore.offline.training_output import (
 from featurestore.references import FeatureSelection, select_features
 from transforms import CompiledGraph
 from transforms.graph import RequestInputs
-from transforms.spec import ColumnType
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,9 +122,10 @@ def build_training_set(
     See `FeatureStore.get_training_set` for the arguments.
 
     Raises:
-        InputError: bad arguments, or a spine that lacks (or has nulls in) an entity key
-            or the timestamp column, lacks a request field, or already holds a column
-            named like a feature.
+        InputError: bad arguments, or a spine that lacks an entity key or the timestamp
+            column, has nulls in the timestamp, lacks a request field, or already holds
+            a column named like a feature. (Rows with a null entity key get an unseen
+            entity's features, with a FeatureStoreWarning.)
         SourceError: a source cannot be read or does not match the definitions.
     """
     if output not in OUTPUTS:
@@ -163,7 +164,8 @@ def feature_columns(
             continue
         result = evaluate_request_feature(graph.request_views[view], feature, fields, by_ref,
                                           spine.num_rows)
-        columns.append(FeatureColumn(name, ColumnType.FLOAT, result))
+        kind = request_feature_type(graph.request_views[view].feature_types.get(feature))
+        columns.append(FeatureColumn(name, kind, result))
     return columns
 
 

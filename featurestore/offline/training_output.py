@@ -6,7 +6,8 @@ never from the data, so a column has the same type whether or not this spine hap
 to produce a null. In pandas, integer columns that can be null use the nullable `Int64`
 dtype (count and sum never are null: they stay `int64`), booleans `boolean`, floats NaN;
 strings and timestamps (`datetime64[us, UTC]`, NaT) convert as Arrow converts them (the
-pandas default string dtype). Request-view features are float64.
+pandas default string dtype). Request-view features are float64, or booleans when
+their expression is boolean (`feature_columns.request_feature_type`).
 """
 
 from __future__ import annotations

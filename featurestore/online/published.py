@@ -9,6 +9,8 @@ they are and how to read them. This module names every metadata blob, writes the
     state:<view>          the view's state key (`featurestore.view_states`)
     end:<view>            the view's materialization end, decimal microseconds
     dictionaries:<view>   JSON: string column → values (a code is an index)
+    state_format          how each stored value is laid out (`stored_states`); absent
+                          in versions published before newest event times were kept
 
 Publishing the registry with the states is what lets a server switch registry, kernels
 and states together: whatever version it reads, it can rebuild the kernels that version
@@ -27,6 +29,9 @@ from featurestore.registry import Registry
 from transforms.spec import ColumnType
 
 REGISTRY = "registry"
+STATE_FORMAT = "state_format"
+NEWEST_FORMAT = b"state+newest"
+"""`STATE_FORMAT` of versions whose values are a state then its newest event time."""
 
 
 def state_name(view: str) -> str:
@@ -96,7 +101,7 @@ class ViewPublication:
 def publication_metadata(registry: PublishedRegistry,
                          views: Iterable[ViewPublication]) -> dict[str, bytes]:
     """Every metadata blob of a new version, for `OnlineStore.write_version`."""
-    metadata = {REGISTRY: registry.encode()}
+    metadata = {REGISTRY: registry.encode(), STATE_FORMAT: NEWEST_FORMAT}
     for view in views:
         metadata[state_name(view.view)] = view.state_key.encode()
         metadata[end_name(view.view)] = str(view.end_us).encode()

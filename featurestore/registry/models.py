@@ -61,6 +61,9 @@ REQUEST_TYPE_SYNONYMS = {
     "long": "int64",
     "boolean": "bool",
     "datetime": "timestamp",
+    "str": "string",
+    "text": "string",
+    "varchar": "string",
 }
 
 REQUEST_TYPES: dict[str, ColumnType] = {
@@ -70,6 +73,7 @@ REQUEST_TYPES: dict[str, ColumnType] = {
     "int32": ColumnType.INT,
     "bool": ColumnType.BOOL,
     "timestamp": ColumnType.TIMESTAMP,
+    "string": ColumnType.STRING,
 }
 
 ONLINE_SCHEMES = ("redis://", "rediss://")
@@ -124,13 +128,36 @@ def _check_aggregation(value: str) -> str:
     if value not in AGGREGATIONS:
         raise PydanticCustomError(
             "aggregation",
-            "unknown aggregation '{agg}'{hint}",
-            {"agg": value, "hint": did_you_mean(value, AGGREGATIONS, AGGREGATION_SYNONYMS)},
+            "unknown aggregation '{agg}': expected one of {choices}{hint}",
+            {
+                "agg": value,
+                "hint": did_you_mean(value, AGGREGATIONS, AGGREGATION_SYNONYMS),
+                "choices": ", ".join(AGGREGATIONS),
+            },
         )
     return value
 
 
 CHANGE_POLICIES = ("append", "rewrite")
+
+TIMESTAMP_UNITS = ("s", "ms", "us", "ns")
+"""Units a source's epoch-integer timestamps may be in (see `featurestore.times.EPOCH_UNITS`)."""
+
+# Names people write for a unit that spelling similarity would not suggest.
+TIMESTAMP_UNIT_SYNONYMS = {
+    "sec": "s", "second": "s", "seconds": "s", "millis": "ms", "milliseconds": "ms",
+    "micros": "us", "microseconds": "us", "nanos": "ns", "nanoseconds": "ns",
+}
+
+
+def _check_timestamp_unit(value: str) -> str:
+    if value not in TIMESTAMP_UNITS:
+        raise PydanticCustomError(
+            "timestamp_unit",
+            "unknown timestamp unit '{value}': expected s, ms, us or ns{hint}",
+            {"value": value, "hint": did_you_mean(value, TIMESTAMP_UNITS, TIMESTAMP_UNIT_SYNONYMS)},
+        )
+    return value
 
 
 def _check_changes(value: str) -> str:
@@ -262,6 +289,9 @@ class Source(Definition):
         table: name of a table in the offline DuckDB file.
         query: SQL run by DuckDB.
         timestamp: the event-time column.
+        timestamp_unit: `s`, `ms`, `us` or `ns` when the timestamp column holds epoch
+            integers in that unit (nanoseconds are floored to microseconds); None (the
+            default) when it holds timestamps.
         changes: how a table or query changes between materializations: `append`
             (rows are only ever added, at any event time) or `rewrite` (rows may also
             change or go; the default). Files need no declaration: each file's size,
@@ -272,6 +302,7 @@ class Source(Definition):
     table: str | None = None
     query: str | None = None
     timestamp: Name
+    timestamp_unit: Annotated[str, AfterValidator(_check_timestamp_unit)] | None = None
     changes: Annotated[str, AfterValidator(_check_changes)] | None = None
 
     @model_validator(mode="after")
@@ -343,7 +374,10 @@ class RequestView(Definition):
     """Features computed at request time from request fields and view features.
 
     Attributes:
-        request: field name → type (float64, float32, int64, int32, bool, timestamp).
+        request: field name → type (float64, float32, int64, int32, bool, timestamp,
+            string). String fields are compared with string literals (==, !=, in,
+            not in) or passed to lower, length and startswith; their text never
+            reaches a kernel (`transforms/string_terms.py`).
         features: feature name → expression text.
     """
 

@@ -178,7 +178,7 @@ def compute_plan(
     changes += _diff_simple(Kind.ENTITY, base.entities, current.entities, ("keys",))
     changes += _diff_simple(
         Kind.SOURCE, base.sources, current.sources,
-        ("path", "table", "query", "timestamp", "changes"),
+        ("path", "table", "query", "timestamp", "timestamp_unit", "changes"),
     )
     changed_inputs = {(c.kind, c.name) for c in changes if c.action is Action.CHANGE}
     changes += _diff_feature_views(base, current, changed_inputs)

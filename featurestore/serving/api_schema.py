@@ -18,7 +18,7 @@ from transforms.spec import ColumnType
 
 _EXAMPLE_KEYS = {ColumnType.INT: 1, ColumnType.STRING: "a"}
 _EXAMPLE_FIELDS = {ColumnType.INT: 1, ColumnType.FLOAT: 10.0, ColumnType.BOOL: True,
-                   ColumnType.TIMESTAMP: "2024-01-01T00:00:00Z"}
+                   ColumnType.TIMESTAMP: "2024-01-01T00:00:00Z", ColumnType.STRING: "a"}
 
 
 class LookupBody(BaseModel):
@@ -32,12 +32,45 @@ class LookupBody(BaseModel):
         None, description="request field → one value per entity")
     at: str | None = Field(None, description="lookup time, ISO-8601 (default now, UTC)")
     full_names: bool = Field(False, description="name columns view__feature")
+    include_metadata: bool = Field(
+        False, description="also answer `metadata`: per feature view and entity whether "
+        "it had online state and its newest event, and the materialization ends")
+
+
+class ViewMetadata(BaseModel):
+    """What a lookup read of one feature view, one list entry per entity."""
+
+    status: list[str] = Field(description="'found' (the online store held state for the "
+                              "entity) or 'not_found' (never seen: empty-window values)")
+    newest_event: list[str | None] = Field(
+        description="time of the entity's newest event (ISO-8601), null when not found or "
+        "not known (states published before newest times were kept)")
+    materialized_until: str = Field(description="the view's materialization end")
+
+
+class LookupMetadata(BaseModel):
+    """`include_metadata`: the lookup time and, per feature view read, what was found.
+
+    Request views hold no state and are not listed.
+    """
+
+    at: str = Field(description="the lookup time used (ISO-8601)")
+    views: dict[str, ViewMetadata]
+    warnings: list[str] = Field(description="as the top-level `warnings` (may be empty)")
 
 
 class LookupAnswer(BaseModel):
-    """Entity key columns, then one column per feature in request order; null = None."""
+    """Entity key columns, then one column per feature in request order; null = None.
+
+    `warnings` is present only when not empty (with or without `include_metadata`): a
+    lookup at now (no `at`) of a view whose data ended more than its longest requested
+    window before now, so that its windowed features are empty, says so and suggests
+    `at`.
+    """
 
     features: dict[str, list[Any]]
+    metadata: LookupMetadata | None = Field(None, description="with include_metadata")
+    warnings: list[str] | None = Field(None, description="present when not empty")
 
 
 class PushBody(BaseModel):
@@ -131,7 +164,12 @@ def document_operation(app: FastAPI, path: str, summary: str, body: dict[str, An
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)  # builds and caches the routes' document
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-            schemas[answer.__name__] = answer.model_json_schema()
+            answer_schema = answer.model_json_schema(
+                ref_template="#/components/schemas/{model}")
+            # Nested models become components of their own, where the refs point.
+            for name, definition in answer_schema.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            schemas[answer.__name__] = answer_schema
             schemas.setdefault("ErrorAnswer", ErrorAnswer.model_json_schema(
                 ref_template="#/components/schemas/{model}"))
             schemas.setdefault("ErrorDetail", ErrorDetail.model_json_schema())
@@ -169,19 +207,38 @@ def lookup_example(registry: Registry, kernels: CompiledGraph) -> dict[str, Any]
     return body
 
 
+PUSH_DESCRIPTION = (
+    "Pushed events are **permanent**: they are stored with the source's events, and every "
+    "later training set and materialization reads them; there is no undo. The example "
+    "is a placeholder (entity key 0 or 'example', the year 2000, zeros): **edit every "
+    "value before you send it**."
+)
+_PLACEHOLDER_KEYS = {ColumnType.INT: 0, ColumnType.STRING: "example"}
+_PLACEHOLDER_VALUES = {ColumnType.INT: 0, ColumnType.FLOAT: 0.0, ColumnType.BOOL: False,
+                       ColumnType.STRING: "example",
+                       ColumnType.TIMESTAMP: "2000-01-01T00:00:00Z"}
+
+
+def push_request_body(registry: Registry, kernels: CompiledGraph) -> dict[str, Any]:
+    """`openapi_extra` of POST /push: the body's shape and a placeholder example, marked
+    as one in /docs (a push cannot be taken back)."""
+    document = request_body(PushBody, push_example(registry, kernels))
+    example = document["requestBody"]["content"]["application/json"]["examples"]["example"]
+    example["summary"] = "Placeholder event: edit every value (pushes are permanent)"
+    return document
+
+
 def push_example(registry: Registry, kernels: CompiledGraph) -> dict[str, Any]:
-    """A valid push body: one event of the first source a feature view reads."""
+    """A valid push body that no one would take for real data: one event of the first
+    source a feature view reads, with placeholder values (see PUSH_DESCRIPTION)."""
     view = next(iter(registry.feature_views.values()), None)
     if view is None:
         return {"source": next(iter(registry.sources), ""), "rows": []}
     schema = kernels.graph.spec.schema(view.source)
-    timestamp = registry.sources[view.source].timestamp
     row: dict[str, Any] = {}
     for column, kind in schema.items():
-        if column == timestamp:
-            row[column] = "2024-01-01T00:00:00Z"
-        elif column in registry.entities[view.entity].keys:
-            row[column] = _EXAMPLE_KEYS.get(kind, 1)
-        elif kind is not ColumnType.TIMESTAMP:
-            row[column] = "a" if kind is ColumnType.STRING else _EXAMPLE_FIELDS[kind]
+        if column in registry.entities[view.entity].keys:
+            row[column] = _PLACEHOLDER_KEYS.get(kind, 0)
+        else:
+            row[column] = _PLACEHOLDER_VALUES[kind]
     return {"source": view.source, "rows": [row]}

@@ -43,6 +43,7 @@ from featurestore.online.published import REGISTRY, PublishedRegistry, published
 from featurestore.registry import Registry
 from featurestore.registry.state import AppliedRegistry, AppliedState
 from featurestore.serving.lookup import OnlineLookup
+from featurestore.serving.lookup_answer import LookupAnswer
 from featurestore.serving.push import PushResult, push
 from featurestore.view_states import state_keys
 from transforms import view_fingerprints
@@ -136,6 +137,11 @@ class Deployment:
         moved to other definitions)."""
         return self._with_current(
             lambda served: served.engine.lookup(served.context.online_store(), **arguments))
+
+    def answer(self, **arguments: Any) -> LookupAnswer:
+        """`OnlineLookup.answer` (values, warnings, metadata) with the served registry."""
+        return self._with_current(
+            lambda served: served.engine.answer(served.context.online_store(), **arguments))
 
     def push(self, source: str, rows: object) -> PushResult:
         """`push` with the served registry."""

@@ -32,6 +32,7 @@ _FIELD_KINDS = {
     ColumnType.FLOAT: "a number",
     ColumnType.BOOL: "true or false",
     ColumnType.TIMESTAMP: "an ISO-8601 timestamp",
+    ColumnType.STRING: "a string",
 }
 
 
@@ -104,7 +105,7 @@ def request_columns(
 
     Returns:
         field → float64 array (NaN for null; booleans 1/0; timestamps in microseconds),
-        and the row count.
+        or for a string field an object array of str and None; and the row count.
 
     Raises:
         RequestError: a missing or unknown field, a value of the wrong type, or a length
@@ -207,6 +208,8 @@ def _field_values(values: object, name: str, kind: ColumnType) -> np.ndarray:
             "too_many_entities",
             f"{len(items)} rows in one lookup; the limit is {MAX_ENTITIES}",
         )
+    if kind is ColumnType.STRING:
+        return _string_values(items, name)
     if kind is ColumnType.FLOAT and all(type(value) in _PLAIN_NUMBERS for value in items):
         # Fast path: plain floats, ints and None (NaN) convert in one call.
         try:
@@ -223,6 +226,23 @@ def _field_values(values: object, name: str, kind: ColumnType) -> np.ndarray:
                 f"request field '{name}' row {row}: expected {_FIELD_KINDS[kind]} or null, "
                 f"got {value!r} ({type(value).__name__})",
             ) from None
+    return out
+
+
+def _string_values(items: list[Any], name: str) -> np.ndarray:
+    """A string field's values: str or None (a NaN, as pandas gives for a gap, is null)."""
+    out = np.empty(len(items), dtype=object)
+    for row, value in enumerate(items):
+        if value is None or isinstance(value, str):
+            out[row] = value
+        elif isinstance(value, float) and math.isnan(value):
+            out[row] = None
+        else:
+            raise RequestError(
+                "wrong_type",
+                f"request field '{name}' row {row}: expected a string or null, "
+                f"got {value!r} ({type(value).__name__})",
+            )
     return out
 
 

@@ -9,25 +9,49 @@ What a selection of features needs (views, key columns, request fields, metadata
 output columns and their types) is worked out once and kept in a `LookupPlan`; an
 `OnlineLookup` caches the plans of the selections it has seen, so a repeated request pays
 only for checking its input, one round trip and the kernels.
+
+`OnlineLookup.answer` gives the columns as a dict, a DataFrame or an Arrow table, with
+warnings and, on request, per view and entity whether state was found and its newest
+event (`lookup_answer`); `lookup` is its dict of columns alone.
 """
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
-from featurestore.errors import InputError
+from featurestore.errors import FeatureStoreWarning, InputError
+from featurestore.feature_columns import request_feature_type
+from featurestore.offline.training_output import NEVER_NULL_AGGREGATIONS, FeatureColumn
 from featurestore.online import OnlineStore, ReadResult
-from featurestore.online.published import check_view, dictionary_name, end_name, state_name
+from featurestore.online.published import (
+    STATE_FORMAT,
+    check_view,
+    dictionary_name,
+    end_name,
+    state_name,
+)
+from featurestore.online.stored_states import has_newest_times, split_values
 from featurestore.references import FeatureSelection, select_features
 from featurestore.registry import Registry
 from featurestore.serving.errors import NotMaterializedError, RequestError
 from featurestore.serving.inputs import entity_columns, lookup_time, request_columns
+from featurestore.serving.lookup_answer import (
+    LookupAnswer,
+    OnlineOutput,
+    ViewStates,
+    check_output,
+    lookup_metadata,
+    stale_warnings,
+    typed_table,
+)
 from featurestore.serving.values import python_values
 from featurestore.times import format_micros
 from featurestore.view_states import compiled_state_keys
@@ -36,6 +60,8 @@ from transforms.graph import RequestInputs
 from transforms.spec import ColumnType
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from featurestore.context import StoreContext
 
 _PLAN_CACHE_SIZE = 256
@@ -58,6 +84,7 @@ class _Output:
     row: int
     kind: ColumnType
     dictionary_column: str | None
+    never_null: bool = False  # count and sum: integers with no null mask
 
 
 @dataclass(frozen=True)
@@ -72,6 +99,8 @@ class LookupPlan:
         field_types: request fields needed → their types.
         metadata_names: metadata read with the states (hash, ends, dictionaries).
         outputs: the feature columns, in request order.
+        windows: feature view → the longest window of the features computed from it
+            (views computing only lifetime features are absent).
     """
 
     key_types: dict[str, ColumnType]
@@ -80,6 +109,7 @@ class LookupPlan:
     field_types: dict[str, ColumnType]
     metadata_names: tuple[str, ...]
     outputs: tuple[_Output, ...]
+    windows: dict[str, int] = field(default_factory=dict)
 
 
 class OnlineLookup:
@@ -144,32 +174,71 @@ class OnlineLookup:
         full_names: bool = False,
     ) -> dict[str, list]:
         """Feature values for entities at a time; see `get_online_features`."""
+        answer = self.answer(online, features=features, service=service, entities=entities,
+                             request=request, at=at, full_names=full_names)
+        return answer.features  # type: ignore[return-value]
+
+    def answer(
+        self,
+        online: OnlineStore,
+        *,
+        features: Sequence[str] | str | None = None,
+        service: str | None = None,
+        entities: Mapping[str, object] | None = None,
+        request: Mapping[str, object] | None = None,
+        at: object = None,
+        full_names: bool = False,
+        output: OnlineOutput = "dict",
+        include_metadata: bool = False,
+    ) -> LookupAnswer:
+        """Feature values in the shape `output` asks for, with warnings and (when
+        `include_metadata`) the metadata of `lookup_answer`."""
+        check_output(output)
         plan = self.plan(features, service, full_names)
         keys, rows = entity_columns(entities if entities is not None else {}, plan.key_types,
                                     self._entity_keys)
         fields, field_rows = request_columns(request, plan.field_types,
                                              rows if plan.reads else None, self._fields)
         at_us = lookup_time(at)
-        values = self._view_values(online, plan, keys, at_us) if plan.reads else {}
+        values, reads = self._view_values(online, plan, keys, at_us) if plan.reads else ({}, [])
         for name, inputs in plan.request_views.items():
             dependencies = {ref: values[ref[0]][self._row(*ref)] for ref in inputs.features}
             values[name] = self.kernels.request_views[name].evaluate_given(
                 fields, dependencies, rows if field_rows is None else field_rows)
+        stale = stale_warnings(reads, plan.windows, at_us, at is not None)
+        metadata = lookup_metadata(reads, at_us, stale) if include_metadata else None
+        if output == "dict":
+            result: dict[str, list] | pd.DataFrame | pa.Table = self._python_columns(
+                plan, keys, values)
+        else:
+            count = rows if field_rows is None else field_rows
+            result = typed_table(keys, plan.key_types, self._typed_columns(plan, values),
+                                 count, output)
+        return LookupAnswer(result, stale, metadata)
+
+    def _python_columns(self, plan: LookupPlan, keys: dict[str, list],
+                        values: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = dict(keys)
         rows_of = {name: matrix.tolist() for name, matrix in values.items()}
         for output in plan.outputs:
-            dictionary = (
-                self._dictionaries[output.view][1].get(output.dictionary_column, [])
-                if output.dictionary_column is not None
-                else None
-            )
             out[output.column] = python_values(rows_of[output.view][output.row], output.kind,
-                                               dictionary)
+                                               self._dictionary(output))
         return out
+
+    def _typed_columns(self, plan: LookupPlan,
+                       values: dict[str, np.ndarray]) -> list[FeatureColumn]:
+        return [FeatureColumn(output.column, output.kind, values[output.view][output.row],
+                              output.never_null, self._dictionary(output))
+                for output in plan.outputs]
+
+    def _dictionary(self, output: _Output) -> list[str] | None:
+        if output.dictionary_column is None:
+            return None
+        return self._dictionaries[output.view][1].get(output.dictionary_column, [])
 
     def _view_values(
         self, online: OnlineStore, plan: LookupPlan, keys: dict[str, list], at_us: int
-    ) -> dict[str, np.ndarray]:
+    ) -> tuple[dict[str, np.ndarray], list[ViewStates]]:
         """Read every needed state in one round trip and merge each view at `at_us`."""
         per_view = [_key_tuples(keys, read.key_columns) for read in plan.reads]
         requests = [
@@ -177,24 +246,31 @@ class OnlineLookup:
             for key in tuples
         ]
         result = online.read(requests, plan.metadata_names)
-        self._check(result, plan, at_us)
+        ends = self._check(result, plan, at_us)
+        framed = has_newest_times(result.metadata)
         values: dict[str, np.ndarray] = {}
+        reads: list[ViewStates] = []
         start = 0
         for read, tuples in zip(plan.reads, per_view, strict=True):
-            blobs = result.states[start : start + len(tuples)]
+            stored = result.states[start : start + len(tuples)]
             start += len(tuples)
+            blobs, newest = split_values(stored, framed)
             values[read.name] = self.kernels.views[read.name].values_from_states(blobs, at_us)
-        return values
+            reads.append(ViewStates(read.name, ends[read.name],
+                                    [blob is not None for blob in blobs], newest))
+        return values, reads
 
-    def _check(self, result: ReadResult, plan: LookupPlan, at_us: int) -> None:
-        """Refuse states that are missing, of other definitions, or newer than `at_us`."""
+    def _check(self, result: ReadResult, plan: LookupPlan, at_us: int) -> dict[str, int]:
+        """Refuse states that are missing, of other definitions, or newer than `at_us`;
+        return each view's materialization end."""
         if result.version is None:
             raise NotMaterializedError(
                 "nothing is materialized in the online store yet: run `featurestore materialize`"
             )
         metadata = result.metadata
+        ends: dict[str, int] = {}
         for read in plan.reads:
-            end = check_view(metadata, read.name, self.state_keys[read.name])
+            end = ends[read.name] = check_view(metadata, read.name, self.state_keys[read.name])
             if at_us < end:
                 raise RequestError(
                     "time_before_materialization",
@@ -205,6 +281,7 @@ class OnlineLookup:
             name = dictionary_name(read.name)
             if name in metadata:
                 self._decode_dictionaries(read.name, metadata[name])
+        return ends
 
     def _decode_dictionaries(self, view: str, blob: bytes | None) -> None:
         cached = self._dictionaries.get(view)
@@ -244,23 +321,40 @@ class OnlineLookup:
         strings = {output.view for output in outputs if output.dictionary_column is not None}
         metadata = [name for view in view_names for name in (state_name(view), end_name(view))]
         metadata += [dictionary_name(name) for name in view_names if name in strings]
+        metadata.append(STATE_FORMAT)
         field_types: dict[str, ColumnType] = {}
         for name, inputs in request_views.items():
             field_types.update((field, kind) for field, kind
                                in kernels.request_views[name].request_fields
                                if field in inputs.fields)
         return LookupPlan(key_types, tuple(reads), request_views, field_types,
-                          tuple(metadata), outputs)
+                          tuple(metadata), outputs, self._windows(selection, request_views))
+
+    def _windows(self, selection: FeatureSelection,
+                 request_views: Mapping[str, RequestInputs]) -> dict[str, int]:
+        """View → the longest window of the features a selection computes from it."""
+        refs = [ref for ref in selection.refs if ref[0] in self.registry.feature_views]
+        refs += [ref for inputs in request_views.values() for ref in sorted(inputs.features)]
+        windows: dict[str, int] = {}
+        for view, feature in refs:
+            window = self.registry.feature_views[view].features[feature].window
+            if window is not None:
+                windows[view] = max(window, windows.get(view, 0))
+        return windows
 
     def _output(self, column: str, view: str, feature: str) -> _Output:
         if view in self.kernels.views:
             compiled = self.kernels.views[view]
+            aggregation = self.registry.feature_views[view].features[feature].agg
             return _Output(column, view, compiled.feature_names.index(feature),
                            compiled.feature_types[feature],
-                           compiled.string_feature_columns.get(feature))
-        # Request features are floats, as in training sets.
-        row = self.kernels.request_views[view].feature_names.index(feature)
-        return _Output(column, view, row, ColumnType.FLOAT, None)
+                           compiled.string_feature_columns.get(feature),
+                           aggregation in NEVER_NULL_AGGREGATIONS)
+        # Request features are floats (booleans when boolean), as in training sets.
+        compiled_request = self.kernels.request_views[view]
+        row = compiled_request.feature_names.index(feature)
+        kind = request_feature_type(compiled_request.feature_types.get(feature))
+        return _Output(column, view, row, kind, None)
 
 
 def get_online_features(
@@ -271,7 +365,9 @@ def get_online_features(
     request: Mapping[str, object] | None = None,
     at: object = None,
     full_names: bool = False,
-) -> dict[str, list]:
+    output: OnlineOutput = "dict",
+    include_metadata: bool = False,
+) -> dict[str, list] | pd.DataFrame | pa.Table | dict[str, Any]:
     """Feature values for entities at a time, from the online store (DESIGN §8).
 
     Args:
@@ -283,11 +379,18 @@ def get_online_features(
         at: the lookup time: None (now), an ISO-8601 string (no offset means UTC) or
             a datetime (naive = UTC); not before the materialization end.
         full_names: name feature columns `view__feature` instead of the bare name.
+        output: "dict" (column → list), "pandas" (a DataFrame) or "arrow" (a Table),
+            typed as training sets are.
+        include_metadata: return `{"features": <output>, "metadata": {...}}` with
+            the metadata of `lookup_answer` (per view and entity "found"/"not_found" and
+            the newest event, the materialization ends, warnings).
 
     Returns:
         The entity key columns, then one column per feature in request order; nulls are
-        None, counts are ints, `first`/`last` of strings are strings. Entities the
-        store has never seen get the values of an empty window (count and sum 0).
+        None, counts are ints, booleans bools, `first`/`last` of strings are strings.
+        Entities the store has never seen get the values of an empty window (count and
+        sum 0). A lookup at now (no `at`) of views whose data ended more than the
+        longest requested window before now also warns (FeatureStoreWarning).
 
     Raises:
         RequestError: bad features, entity keys, request fields or time (the code says
@@ -296,10 +399,16 @@ def get_online_features(
         RegistryMismatchError: the online store was loaded by other definitions.
         OnlineStoreUnavailable: the online store cannot be reached.
     """
-    return lookup_engine(store).lookup(
+    answer = lookup_engine(store).answer(
         store.online_store(), features=features, service=service, entities=entities,
-        request=request, at=at, full_names=full_names,
+        request=request, at=at, full_names=full_names, output=output,
+        include_metadata=include_metadata,
     )
+    for text in answer.warnings:
+        warnings.warn(text, FeatureStoreWarning, stacklevel=3)
+    if include_metadata:
+        return {"features": answer.features, "metadata": answer.metadata}
+    return answer.features
 
 
 _ENGINES: weakref.WeakKeyDictionary[StoreContext, OnlineLookup] = weakref.WeakKeyDictionary()

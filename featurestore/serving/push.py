@@ -14,7 +14,8 @@ Order of work, and why:
    entities by `CompiledView.update_states`, inside one `OnlineStore.update_many` per
    batch: an atomic read-modify-write, retried on conflict, so concurrent pushes for one
    entity lose nothing. Strings the view's dictionary lacks are appended to it in the
-   same update, since the new codes live in the states written with it.
+   same update, since the new codes live in the states written with it. Each state's
+   newest event time (`online.stored_states`) moves forward in the same update.
 
 With nothing published yet (a fresh or emptied online store) step 4 is skipped: the
 events are in the segment and the next materialization loads them.
@@ -42,7 +43,20 @@ from featurestore.offline import append_segment, validate_rows
 from featurestore.offline.dictionaries import encode_strings
 from featurestore.offline.timestamps import epoch_micros
 from featurestore.online import OnlineStore
-from featurestore.online.published import check_view, dictionary_name, end_name, state_name
+from featurestore.online.published import (
+    STATE_FORMAT,
+    check_view,
+    dictionary_name,
+    end_name,
+    state_name,
+)
+from featurestore.online.stored_states import (
+    has_newest_times,
+    join_value,
+    later,
+    newest_per_entity,
+    split_values,
+)
 from featurestore.registry import Registry
 from featurestore.registry.suggestions import did_you_mean
 from featurestore.serving.errors import RequestError
@@ -157,8 +171,10 @@ def _validated(registry: Registry, kernels: CompiledGraph, source: str, rows: ob
         raise RequestError("invalid_rows", f"push to '{source}': a dict of columns must map "
                                            "each column to a list of values")
     try:
-        return validate_rows(rows, kernels.graph.spec.schema(source),
-                             registry.sources[source].timestamp, list(keys), source_name=source)
+        definition = registry.sources[source]
+        return validate_rows(rows, kernels.graph.spec.schema(source), definition.timestamp,
+                             list(keys), source_name=source,
+                             timestamp_unit=definition.timestamp_unit)
     except InputError as error:
         raise RequestError("invalid_rows", str(error)) from None
 
@@ -194,6 +210,7 @@ def _fold_into_states(
     schema = kernels.graph.spec.schema(source)
     metadata = [name for view in views for name in
                 (state_name(view.name), end_name(view.name), dictionary_name(view.name))]
+    metadata.append(STATE_FORMAT)
     updated = 0
     for start in range(0, table.num_rows, ROWS_PER_UPDATE):
         chunk = table.slice(start, ROWS_PER_UPDATE)
@@ -251,10 +268,11 @@ def _fold(
             for batch in batches}
     new_states: list[bytes | None] = []
     new_metadata: dict[str, bytes] = {}
+    framed = has_newest_times(stored)
     offset = 0
     for batch in batches:
         view = batch.view
-        old = states[offset : offset + len(batch.keys)]
+        old, old_newest = split_values(states[offset : offset + len(batch.keys)], framed)
         offset += len(batch.keys)
         blob = stored[dictionary_name(view.name)]
         dictionaries: dict[str, list[str]] = orjson.loads(blob) if blob else {}
@@ -263,8 +281,11 @@ def _fold(
         result = view.update_states(old, batch.entity, batch.ts, columns, dictionaries,
                                     ends[view.name])
         blobs: list[bytes | None] = [None] * len(batch.keys)
-        for entity, state in zip(result.entities.tolist(), result.blobs, strict=True):
-            blobs[entity] = state
+        newest = newest_per_entity(batch.entity, batch.ts).tolist()
+        for entity, state, time in zip(result.entities.tolist(), result.blobs, newest,
+                                       strict=True):
+            blobs[entity] = join_value(state, later(old_newest[entity], time)) if framed \
+                else state
         new_states.extend(blobs)
         if any(len(dictionaries[name]) != size for name, size in sizes.items()):
             new_metadata[dictionary_name(view.name)] = orjson.dumps(dictionaries)
@@ -287,6 +308,9 @@ def _kernel_columns(view: CompiledView, table: pa.Table, schema: dict[str, Colum
 
 
 def _floats(values: pa.ChunkedArray) -> np.ndarray:
+    """A column as float64, NaN for null; timestamps as microseconds, as offline."""
+    if pa.types.is_timestamp(values.type):
+        values = values.cast(pa.int64())
     if pa.types.is_boolean(values.type):
         values = values.cast(pa.float64())
     return np.array(values.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)

@@ -4,7 +4,8 @@
     POST /push              {"source": ..., "rows": [...]}
     GET  /health            200 when the online store answers, else 503
     GET  /registry          the applied definitions as JSON
-    GET  /docs              OpenAPI (the document itself at /openapi.json)
+    GET  /docs              OpenAPI (the document itself at /openapi.json), served
+                            with no internet (`docs_page`)
 
 Everything costly is done once, in `create_app`: the kernels are compiled (or loaded
 from the disk cache), the online store client is opened and the registry's JSON is
@@ -19,12 +20,23 @@ client reconnects by itself, so a server whose Redis went away answers 503 meanw
 serves again as soon as Redis is back, without a restart. A Redis that hangs rather than
 refuses holds each lookup (and, lookups running in the event loop, the server) for the
 client's socket timeout: 5 s by default, tighter with ``?socket_timeout=0.2`` in the URL.
+
+On shutdown (SIGTERM or Ctrl-C) uvicorn stops accepting connections, lets requests in
+flight finish (for at most `serve`'s `shutdown_timeout`), then runs the lifespan's end:
+the version-following thread stops and, when the app owns its store, the online store
+client is closed. `serve` runs one process, or several sharing the port (`workers`),
+each building its app with the factory of `featurestore.serving.app`. See
+docs/deployment.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import orjson
@@ -33,9 +45,12 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from featurestore.context import REGISTRY_ENV
 from featurestore.errors import OnlineStoreUnavailable
 from featurestore.serving import api_schema
+from featurestore.serving.access_log import AccessLog, LogFormat, logging_config
 from featurestore.serving.deployment import POLL_SECONDS
+from featurestore.serving.docs_page import install_docs
 from featurestore.serving.http_errors import (
     BodyError,
     Endpoint,
@@ -64,13 +79,21 @@ _LOOKUP_MEMBERS: dict[str, tuple[type, ...]] = {
     "request": (dict, _NONE),
     "at": (str, int, _NONE),
     "full_names": (bool,),
+    "include_metadata": (bool,),
 }
 _PUSH_MEMBERS: dict[str, tuple[type, ...]] = {"source": (str,), "rows": (list, dict)}
 _JSON = "application/json"
 LOOKUP_PATH = "/online-features"
+WORKER_HEADER = "X-Worker-Pid"
+"""Header of /health answers naming the process that answered (several share a port)."""
+SHUTDOWN_TIMEOUT_S = 20.0
+"""Default longest wait for requests in flight at shutdown: within Kubernetes' default
+grace period of 30 s before it kills (Docker's is 10 s: see docs/deployment.md)."""
+APP_FACTORY = "featurestore.serving.app:create_app"
 
 
-def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS) -> LookupFront:
+def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
+               owns_store: bool = False) -> AccessLog:
     """Build the ASGI application for one feature store.
 
     Compiles (or loads) the kernels of the version to serve and opens the online store
@@ -81,6 +104,8 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS) -> Looku
     Args:
         store: the feature store to serve.
         poll_seconds: how often to look for new versions.
+        owns_store: close the store's online client when the application shuts down
+            (for a store made for this application alone).
 
     Raises:
         RegistryError, SourceError: the registry cannot be compiled.
@@ -96,29 +121,39 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS) -> Looku
             yield
         finally:
             deployment.stop()
+            if owns_store:
+                store.close()
 
     app = FastAPI(
         title=f"Feature store: {store.registry.project}",
         description="Online features computed by the same compiled kernels as training sets.",
         version=served.context.kernels().hash,
         lifespan=lifespan,
+        docs_url=None,  # the CDN pages; install_docs serves local files instead
+        redoc_url=None,
     )
     install_handlers(app)
+    install_docs(app)
     registry, kernels = served.context.registry, served.context.kernels()
     lookup_doc = api_schema.request_body(
         api_schema.LookupBody, api_schema.lookup_example(registry, kernels))
-    push_doc = api_schema.request_body(
-        api_schema.PushBody, api_schema.push_example(registry, kernels))
+    push_doc = api_schema.push_request_body(registry, kernels)
 
     async def online_features(request: Request) -> Response:
         body = parse_object(await read_body(request, MAX_BODY_BYTES), _LOOKUP_MEMBERS)
-        features = deployment.lookup(**body)
-        return Response(orjson.dumps({"features": features}), media_type=_JSON)
+        answer = deployment.answer(**body)
+        payload: dict[str, object] = {"features": answer.features}
+        if answer.metadata is not None:
+            payload["metadata"] = answer.metadata
+        if answer.warnings:  # even without metadata: values are likely not what was meant
+            payload["warnings"] = answer.warnings
+        return Response(orjson.dumps(payload), media_type=_JSON)
 
     api_schema.document_operation(app, LOOKUP_PATH, "Look up features", lookup_doc,
                                   api_schema.LookupAnswer)
 
     @app.post("/push", openapi_extra=push_doc, summary="Push events of a source",
+              description=api_schema.PUSH_DESCRIPTION,
               responses={200: {"model": api_schema.PushAnswer}, **api_schema.ERROR_RESPONSES})
     @json_errors
     async def push_rows(request: Request) -> Response:
@@ -145,21 +180,23 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS) -> Looku
     @json_errors
     async def health(request: Request) -> Response:
         served = deployment.current
+        worker = {WORKER_HEADER: str(os.getpid())}
         try:
             answer = health_answer(served, backend)
         except OnlineStoreUnavailable as error:
             detail = {"code": "online_store_unavailable", "message": str(error)}
             answer = {"status": "unavailable", "online_store": backend, **versions(served),
                       "error": detail}
-            return Response(orjson.dumps(answer), status_code=503, media_type=_JSON)
-        return Response(orjson.dumps(answer), media_type=_JSON)
+            return Response(orjson.dumps(answer), status_code=503, media_type=_JSON,
+                            headers=worker)
+        return Response(orjson.dumps(answer), media_type=_JSON, headers=worker)
 
     @app.get("/registry", summary="The definitions this server computes, and their freshness")
     @json_errors
     async def registry_definitions(request: Request) -> Response:
         return Response(orjson.dumps(registry_answer(deployment.current)), media_type=_JSON)
 
-    return LookupFront(app, online_features)
+    return AccessLog(LookupFront(app, online_features))
 
 
 class LookupFront:
@@ -197,17 +234,60 @@ class LookupFront:
 
 
 def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
-          access_log: bool = False) -> None:
-    """Run the server until interrupted (Ctrl-C stops it cleanly).
+          access_log: bool = False, log_format: LogFormat = "text", workers: int = 1,
+          shutdown_timeout: float = SHUTDOWN_TIMEOUT_S) -> None:
+    """Run the server until SIGTERM or Ctrl-C, then shut down gracefully.
 
     Args:
-        store: the feature store to serve.
+        store: the feature store to serve (with several workers, each process opens
+            its own from the same registry file and environment).
         host: interface to listen on.
         port: TCP port.
         access_log: log one line per request (off by default: it costs about a tenth
             of a lookup's time).
+        log_format: "text", or "json" for one JSON object per log line.
+        workers: server processes sharing the port.
+        shutdown_timeout: longest wait, in seconds, for requests in flight at shutdown.
     """
-    app = create_app(store)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+    settings = {"host": host, "port": port, "access_log": False, "log_level": "info",
+                "log_config": logging_config(log_format, access_log),
+                "timeout_graceful_shutdown": shutdown_timeout}
+    with _stopped_quietly():
+        if workers == 1:
+            try:
+                uvicorn.run(create_app(store), **settings)
+            finally:
+                store.close()
+            return
+        # Worker processes import the factory, which reads the registry from the environment.
+        store.close()
+        os.environ[REGISTRY_ENV] = str(store.registry_path)
+        uvicorn.run(APP_FACTORY, factory=True, workers=workers, **settings)
 
 
+@contextlib.contextmanager
+def _stopped_quietly() -> Iterator[None]:
+    """SIGTERM and Ctrl-C end the process with status 0, and no "Aborted!" or traceback.
+
+    uvicorn handles both while it serves, and once shut down raises the signal again
+    for the handler that was there before: by default the process would then die of
+    SIGTERM (status -15) or of KeyboardInterrupt. A stop that was asked for is a success,
+    for process managers too. Before uvicorn serves (while kernels load) the same handler
+    stops at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {stop: signal.signal(stop, _exit_successfully) for stop in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _exit_successfully(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

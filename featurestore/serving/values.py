@@ -18,17 +18,18 @@ def python_values(
     Args:
         values: float64 values from a kernel, as a list (`ndarray.tolist()` of a whole
             result matrix at once is cheaper than one conversion per feature).
-        kind: the feature's result type: INT and BOOL → int (BOOL as 0/1, as training
-            sets give it), STRING → the string of that dictionary code, TIMESTAMP → a
-            UTC datetime, FLOAT → float.
+        kind: the feature's result type: INT → int, BOOL → bool, STRING → the string
+            of that dictionary code, TIMESTAMP → a UTC datetime, FLOAT → float.
         dictionary: the string column's dictionary (code = index), for STRING.
     """
     if kind is ColumnType.FLOAT:
         # NaN is the only float unequal to itself; the comprehension beats np.isnan
         # plus masking at the sizes lookups return.
         return [None if v != v else v for v in values]
-    if kind is ColumnType.INT or kind is ColumnType.BOOL:
+    if kind is ColumnType.INT:
         return [None if v != v else int(v) for v in values]
+    if kind is ColumnType.BOOL:
+        return [None if v != v else v != 0.0 for v in values]
     if kind is ColumnType.STRING:
         names = dictionary or ()
         return [None if v != v or not 0 <= v < len(names) else names[int(v)] for v in values]

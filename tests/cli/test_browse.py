@@ -16,7 +16,7 @@ from tests.projects import DEMO_TEXT, write_demo_project
 
 TAGGED = DEMO_TEXT.replace(
     "      txn_count_1h:     {agg: count, window: 1h}",
-    "      txn_count_1h:     {agg: count, window: 1h, tags: {team: risk}, owner: ana}")
+    "      txn_count_1h:     {agg: count, window: 1h, tags: {tier: gold}, owner: ana}")
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +29,15 @@ def run(*args: str) -> Result:
 
 
 def test_list_features_with_a_tag_filter(project: Path) -> None:
-    listed = run("list", "features", "--registry", str(project), "--tag", "team=risk")
+    listed = run("list", "features", "--registry", str(project), "--tag", "tier=gold")
     assert listed.exit_code == 0, listed.output
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["NAME", "KIND", "WHAT", "TAGS", "OWNER"]
     assert len(lines) == 2
     assert lines[1].split()[0] == "user_txn:txn_count_1h"
-    assert lines[1].endswith("team=risk  ana")
+    assert lines[1].endswith("team=risk,tier=gold  ana")
+    risk = run("list", "features", "--registry", str(project), "--tag", "team=risk")
+    assert len(risk.stdout.splitlines()) == 1 + 8
     none = run("list", "features", "--registry", str(project), "--tag", "team=nobody")
     assert none.stdout == "no features with tags team=nobody\n"
 

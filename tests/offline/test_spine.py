@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from featurestore.errors import InputError
+from featurestore.errors import FeatureStoreWarning, InputError
 from featurestore.offline.spine import load_spine, spine_micros
 
 JAN1 = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z in microseconds
@@ -91,15 +91,14 @@ def test_missing_columns_are_named() -> None:
         load_spine(frame, ["user_id"], "ts")
 
 
-def test_nulls_in_keys_or_timestamp_are_named() -> None:
+def test_nulls_in_keys_warn_and_nulls_in_the_timestamp_are_named() -> None:
     frame = _frame()
     frame.loc[11, "user_id"] = None
-    with pytest.raises(InputError) as error:
-        load_spine(frame, ["user_id"], "event_ts")
-    assert str(error.value) == (
-        "spine column 'user_id' (entity key) has 1 null values (first at row 1); every "
-        "row needs its entity keys and timestamp"
-    )
+    with pytest.warns(FeatureStoreWarning) as caught:
+        table = load_spine(frame, ["user_id"], "event_ts")
+    assert [str(warning.message) for warning in caught] == [
+        "1 spine row has a null user_id: it gets the features of an unseen entity"]
+    assert table.num_rows == len(frame)
     frame = _frame()
     frame.loc[12, "event_ts"] = pd.NaT
     with pytest.raises(InputError, match=r"^spine column 'event_ts' \(timestamp\) has 1 null"):

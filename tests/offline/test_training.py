@@ -12,12 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from featurestore import FeatureStore
+from featurestore.errors import FeatureStoreWarning
 from featurestore.offline import point_in_time
 from tests import strategies as s
 from tests.offline.training_project import (
     UNSEEN_MERCHANT,
     EventTuple,
+    at,
     make_project,
+    merchant_of,
     reference_values,
     row,
     same,
@@ -197,3 +200,41 @@ def test_naive_and_tz_aware_spine_times_mean_the_same_instant(project) -> None:
         for spine in (naive, aware, text)
     ]
     assert results == [[3.0, 7.0]] * 3
+
+
+def test_rows_with_null_keys_get_an_unseen_entitys_features(project) -> None:
+    folder, store = project
+    events = [(1, T0 - 2 * MINUTE, row(2.0, category="a")), (2, T0 - MINUTE, row(5.0))]
+    write_events(folder, events)
+    merchant = merchant_of(T0 - MINUTE)
+    spine = pd.DataFrame({
+        "user_id": pd.array([2, None, 1, None, None], dtype="Int64"),
+        "merchant": [merchant, merchant, None, None, merchant],
+        "event_ts": pd.to_datetime([at(T0)] * 5).as_unit("us"),
+        "amount_now": [1.0, 2.0, 3.0, 4.0, 5.0],
+    })
+    features = ["user_stats:n_1h", "user_stats:sum_1h", "user_stats:mean_90m",
+                "user_stats:last_cat_1h", "merchant_stats:n_1h", "ctx:ratio", "ctx:double_now"]
+    with pytest.warns(FeatureStoreWarning) as caught:
+        frame = store.get_training_set(spine, features=features, full_names=True)
+    assert sorted(str(warning.message) for warning in caught) == [
+        "2 spine rows have a null merchant: they get the features of an unseen entity",
+        "3 spine rows have a null user_id: they get the features of an unseen entity",
+    ]
+    # Rows keep their order; a null user key gives the user features of an unseen user
+    # (count and sum 0, the others null) but keeps its merchant's features.
+    assert frame["user_stats__n_1h"].tolist() == [1, 0, 1, 0, 0]
+    assert frame["user_stats__sum_1h"].tolist() == [5.0, 0.0, 2.0, 0.0, 0.0]
+    assert frame["user_stats__mean_90m"].isna().tolist() == [False, True, False, True, True]
+    assert frame["user_stats__last_cat_1h"].tolist()[2] == "a"
+    assert frame["user_stats__last_cat_1h"].isna().tolist() == [True, True, False, True, True]
+    seen = sum(merchant_of(ts) == merchant for _, ts, _ in events)
+    assert frame["merchant_stats__n_1h"].tolist() == [seen, seen, 0, 0, seen]
+    # Request features still compute: from the unseen entity's (null) mean, and alone.
+    assert frame["ctx__ratio"].isna().tolist() == [False, True, False, True, True]
+    assert frame["ctx__double_now"].tolist() == [2.0, 4.0, 6.0, 8.0, 10.0]
+    # A float key column (pandas' int with NaN) and a plain string spine agree.
+    floats = spine.assign(user_id=spine["user_id"].astype("float64"))
+    with pytest.warns(FeatureStoreWarning):
+        again = store.get_training_set(floats, features=features, full_names=True)
+    pd.testing.assert_frame_equal(again.drop(columns="user_id"), frame.drop(columns="user_id"))

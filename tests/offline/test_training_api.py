@@ -134,8 +134,6 @@ def test_request_features_read_spine_columns(store: FeatureStore) -> None:
      "is float"),
     (lambda f: f.drop(columns=["user_id"]), "spine has no column 'user_id' \\(entity key\\)"),
     (lambda f: f.drop(columns=["event_ts"]), "spine has no column 'event_ts' \\(timestamp\\)"),
-    (lambda f: f.assign(user_id=[1.0, None, 2.0, 3.0, 4.0]),
-     "spine column 'user_id' \\(entity key\\) has 1 null values \\(first at row 1\\)"),
     (lambda f: f.assign(event_ts=[None, *f["event_ts"][1:]]),
      "spine column 'event_ts' \\(timestamp\\) has 1 null values"),
     (lambda f: f.assign(ratio=1.0), "spine already has a column named 'ratio'"),

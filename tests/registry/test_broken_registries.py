@@ -13,7 +13,8 @@ BROKEN = Path(__file__).parent / "broken"
 
 EXPECTED = {
     "aggregation_typo.yaml": "17:30: feature_views.user_txn.features.amount_mean_30d.agg: "
-    "unknown aggregation 'avg' (did you mean 'mean'?)",
+    "unknown aggregation 'avg': expected one of count, sum, mean, min, max, std, "
+    "first, last (did you mean 'mean'?)",
     "bad_duration.yaml": "17:58: feature_views.user_txn.features.amount_mean_30d.window: "
     "invalid duration '30 days': expected a positive whole number and a unit (s, m, h or d), "
     "such as '90s', '5m', '1h' or '7d'",
@@ -37,8 +38,8 @@ EXPECTED = {
     "online_store_unknown.yaml": "4:11: store.online: expected 'local' or a redis:// URL, "
     "got 'redis'",
     "request_type_unknown.yaml": "22:19: request_views.txn_context.request.amount_now: "
-    "unknown type 'double': expected one of float64, float32, int64, int32, bool, timestamp "
-    "(did you mean 'float64'?)",
+    "unknown type 'double': expected one of float64, float32, int64, int32, bool, timestamp, "
+    "string (did you mean 'float64'?)",
     "request_unknown_feature.yaml": "24:61: request_views.txn_context.features.amount_z: "
     "unknown feature 'amount_std_3d' in feature view 'user_txn' (did you mean 'amount_std_30d'?)",
     "request_unknown_field.yaml": "24:19: request_views.txn_context.features.amount_z: "

@@ -187,7 +187,7 @@ def test_description_tags_and_owner_show_in_the_plan_and_make_nothing_stale(
     assert "description (none) → Spend." in text
     assert "owner (none) → risk" in text
     assert "tags {} → {team: risk, tier: 1}" in text
-    viewed = edited("    entity: user\n", "    entity: user\n    owner: risk-team\n")
+    viewed = edited("    owner: risk-team@example.com\n", "    owner: fraud-team\n")
     view_plan = compute_plan(demo, viewed, applied_version=1)
     assert summary(view_plan.changed) == [("feature view", "user_txn", "change", False)]
-    assert "owner (none) → risk-team" in view_plan.render()
+    assert "owner risk-team@example.com → fraud-team" in view_plan.render()

@@ -70,7 +70,8 @@ def test_every_problem_is_reported_in_file_order() -> None:
         "registry.yaml:8:13: feature_views.user_orders.source: "
         "unknown source 'order' (did you mean 'orders'?)",
         "registry.yaml:11:26: feature_views.user_orders.features.order_count.agg: "
-        "unknown aggregation 'cnt' (did you mean 'count'?)",
+        "unknown aggregation 'cnt': expected one of count, sum, mean, min, max, std, "
+        "first, last (did you mean 'count'?)",
         "registry.yaml:11:39: feature_views.user_orders.features.order_count.window: "
         "invalid duration '2 hours': expected a positive whole number and a unit "
         "(s, m, h or d), such as '90s', '5m', '1h' or '7d'",

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -108,26 +108,42 @@ class ServerProcess:
     """`featurestore serve` in a subprocess on a free port of 127.0.0.1.
 
     Started with `start()`, ready once GET /health answers; stopped by its PID. With
-    `output`, what the process prints (stdout and stderr) goes to that file.
+    `output`, what the process prints (stdout and stderr) goes to that file; `args` are
+    more options of `serve`. Subclasses may run another command (`command`, `environment`).
     """
 
-    def __init__(self, registry: Path, output: Path | None = None) -> None:
+    def __init__(self, registry: Path, output: Path | None = None,
+                 args: Sequence[str] = ()) -> None:
         self.registry = registry
         self.output = output
+        self.args = list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The running process (None before `start` and after `stop`)."""
+        return self._process
+
+    def command(self) -> list[str]:
+        """The command line of the server."""
+        return [sys.executable, "-m", "featurestore", "serve", "--registry",
+                str(self.registry), "--host", "127.0.0.1", "--port", str(self.port), *self.args]
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment."""
+        return cli_environment()
+
     def start(self) -> None:
         """Start the server and wait until it answers /health (any status)."""
-        command = [sys.executable, "-m", "featurestore", "serve", "--registry",
-                   str(self.registry), "--host", "127.0.0.1", "--port", str(self.port)]
+        command, env = self.command(), self.environment()
         if self.output is None:
-            self._process = subprocess.Popen(command, env=cli_environment(),
+            self._process = subprocess.Popen(command, env=env,
                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         else:
             with self.output.open("wb") as log:
-                self._process = subprocess.Popen(command, env=cli_environment(), stdout=log,
+                self._process = subprocess.Popen(command, env=env, stdout=log,
                                                  stderr=subprocess.STDOUT)
         deadline = time.monotonic() + _SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:

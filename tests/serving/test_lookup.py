@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import redis
 
-from featurestore import FeatureStore, InputError
+from featurestore import FeatureStore, FeatureStoreWarning, InputError
 from featurestore.serving.errors import NotMaterializedError, RegistryMismatchError, RequestError
 from featurestore.serving.inputs import MAX_ENTITIES
 from tests.conftest import RedisServer
@@ -88,9 +88,11 @@ def test_every_way_of_giving_the_time_agrees(shared_store: FeatureStore) -> None
 
 
 def test_default_time_is_now(shared_store: FeatureStore) -> None:
-    # Now is years after the sample data: every window is empty again.
-    out = shared_store.get_online_features(
-        features=["user_txn:txn_count_1h", "user_txn:amount_max_1d"], entities={"user_id": [1]})
+    # Now is years after the sample data: every window is empty again, and it says so.
+    with pytest.warns(FeatureStoreWarning, match="windowed features are empty"):
+        out = shared_store.get_online_features(
+            features=["user_txn:txn_count_1h", "user_txn:amount_max_1d"],
+            entities={"user_id": [1]})
     assert out == {"user_id": [1], "txn_count_1h": [0], "amount_max_1d": [None]}
 
 

@@ -226,6 +226,20 @@ def _time_part(unit: int, offset: int, modulus: int) -> Callable[[Number], Numbe
     return part
 
 
+def _lower(text: Value) -> Value:
+    return None if text is None else str(text).lower()
+
+
+def _length(text: Value) -> Value:
+    return None if text is None else float(len(str(text)))
+
+
+def _startswith(text: Value, prefix: Value) -> Value:
+    if text is None:
+        return None
+    return 1.0 if str(text).startswith(str(prefix)) else 0.0
+
+
 _FUNCTIONS: dict[str, Callable[..., Value]] = {
     "where": _where,
     "abs": _abs,
@@ -243,4 +257,8 @@ _FUNCTIONS: dict[str, Callable[..., Value]] = {
     "hour": _time_part(HOUR_US, 0, 24),
     # Day 0, 1970-01-01, was a Thursday: Monday=0 puts it at 3.
     "dayofweek": _time_part(DAY_US, 3, 7),
+    # String request fields: a null string gives null, as any null operand does.
+    "lower": _lower,
+    "length": _length,
+    "startswith": _startswith,
 }

@@ -10,10 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from tests.transforms.demo_spec import DEMO_SPEC
+from tests.transforms.reference_expressions import evaluate as reference_evaluate
 from transforms import GraphError, compile_graph, graph_source
+from transforms.codegen import request_module
+from transforms.expressions import parse_expression
 from transforms.graph import RequestInputs
 from transforms.spec import ColumnType, FeatureSpec, GraphSpec, RequestViewSpec, ViewSpec
 
@@ -172,3 +176,76 @@ def test_request_view_rejects_string_results() -> None:
     with pytest.raises(GraphError) as error:
         graph_source(spec_with(FeatureSpec("f", "last", "s", None, None), (request,)))
     assert error.value.path == ("request_views", "r", "features", "bad")
+
+
+STRING_FEATURES = (
+    ("is_fr", "country == 'FR'"),
+    ("not_fr", "country != 'FR'"),
+    ("eu", "lower(country) in ['fr', 'de', 'ça']"),
+    ("not_eu", "country not in ['FR', 'DE']"),
+    ("code_length", "length(country) + amount"),
+    ("gold", "where(startswith(lower(tier), 'gold'), amount * 2, amount)"),
+    ("missing_tier", "isnull(tier) + 0"),
+    ("mixed", "coalesce(length(tier), -1) * (v.f + 1)"),
+)
+
+
+def _string_request_view(tmp_path: Path):
+    request = RequestViewSpec(
+        "r", (("country", ColumnType.STRING), ("amount", ColumnType.FLOAT),
+              ("tier", ColumnType.STRING)), STRING_FEATURES)
+    spec = spec_with(FeatureSpec("f", "sum", "x", None, None), (request,))
+    return compile_graph(spec, tmp_path).request_views["r"]
+
+
+def test_string_request_fields_are_evaluated_outside_the_kernel(tmp_path: Path) -> None:
+    compiled = _string_request_view(tmp_path)
+    # The kernel reads the numeric field, then one input per string term, then features.
+    assert compiled.plan.inputs[0] == "amount"
+    assert "(country == 'FR')" in compiled.plan.inputs
+    assert compiled.plan.inputs[-1] == "v.f"
+    assert "country" not in compiled.plan.inputs and "tier" not in compiled.plan.inputs
+    assert compiled.inputs_of(["gold"]) == RequestInputs(frozenset({"tier", "amount"}))
+    countries = ["FR", None, "de", "Ça", "", "US"]
+    tiers = ["Gold+", "gold", None, "silver", "GOLDEN", ""]
+    amounts = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 6.0])
+    features = np.array([0.0, 1.0, 2.0, np.nan, 4.0, 5.0])
+    out = compiled.evaluate({"country": countries, "amount": amounts, "tier": tiers},
+                            {("v", "f"): features})
+    for k, (_, text) in enumerate(STRING_FEATURES):
+        expr = parse_expression(text)
+        for row in range(len(countries)):
+            values = {"country": countries[row], "amount": amounts[row], "tier": tiers[row],
+                      "v.f": features[row]}
+            expected = reference_evaluate(expr, values)
+            got = None if np.isnan(out[k, row]) else float(out[k, row])
+            assert got == expected, (text, row, got, expected)
+    # Object arrays and Arrow arrays give the same values; a missing field is null.
+    same = compiled.evaluate({"country": np.array(countries, dtype=object), "amount": amounts,
+                              "tier": pa.array(tiers)}, {("v", "f"): features})
+    np.testing.assert_array_equal(same, out)
+    given = compiled.evaluate_given({"amount": amounts}, {}, rows=6)
+    assert np.isnan(given[0]).all() and (given[6] == 1.0).all()
+
+
+def test_string_request_fields_refuse_other_values(tmp_path: Path) -> None:
+    compiled = _string_request_view(tmp_path)
+    with pytest.raises(ValueError, match=r"string field 'country' row 1: expected a string "
+                                         r"or null, got 3 \(int\)"):
+        compiled.evaluate({"country": ["FR", 3], "amount": np.zeros(2), "tier": [None, None]},
+                          {("v", "f"): np.zeros(2)})
+
+
+def test_string_terms_in_the_generated_source(tmp_path: Path) -> None:
+    source = request_module(_string_request_view(tmp_path).plan, "support")
+    assert "#   c1  (country == 'FR')" in source
+    assert "'FR'" not in source.split("def evaluate", 1)[1]  # no text in the kernel
+
+
+def test_string_functions_are_refused_in_feature_views() -> None:
+    with pytest.raises(GraphError) as error:
+        graph_source(spec_with(FeatureSpec("f", "sum", "length(s)", None, None)))
+    assert error.value.path == ("feature_views", "v", "features", "f", "expr")
+    assert "length() applies to string request fields" in str(error.value)
+    # Membership over a source's string column compiles to code comparisons.
+    graph_source(spec_with(FeatureSpec("f", "sum", "s in ['a', 'b']", None, None)))

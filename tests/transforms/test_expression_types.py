@@ -154,3 +154,54 @@ def test_nodes_built_in_code_are_checked_too() -> None:
         infer_type(expr, NAMES)
     assert (caught.value.text, caught.value.column) == ("'x'", None)
     assert infer_type(Binary("*", Column("quantity"), Literal(2)), NAMES) == INT
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("lower(merchant_category)", STRING),
+        ("length(merchant_category)", INT),
+        ("startswith(merchant_category, 'gro')", BOOL),
+        ("lower(merchant_category) == 'grocery'", BOOL),
+        ("merchant_category in ['a', 'b']", BOOL),
+        ("merchant_category not in ['a']", BOOL),
+        ("quantity in [1, 2]", BOOL),
+        ("length(lower(merchant_category)) + quantity", INT),
+        ("where(startswith(merchant_category, 'x'), amount, 0.0)", FLOAT),
+    ],
+)
+def test_string_functions_and_membership(text: str, expected: ColumnType) -> None:
+    assert infer_type(parse_expression(text), NAMES) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "message"),
+    [
+        ("amount + merchant_category", 9, "'+' needs a number, got string 'merchant_category'"),
+        ("lower(3)", 6, "lower() needs a string, got int '3'"),
+        ("length('abc')", 7, "length() needs a string, got a string literal"),
+        ("startswith(merchant_category, amount)", 30,
+         "startswith() needs a string literal prefix, got 'amount'"),
+        ("length(merchant_category) == 'x'", 0,
+         "cannot compare int 'length(merchant_category)' with string 'x'"),
+        ("merchant_category in ['a', 1]", 0,
+         "string 'merchant_category' can only be compared with a string literal"),
+        ("lower(merchant_category) < 'b'", 25,
+         "strings can only be compared with == or !=, not '<'"),
+    ],
+)
+def test_string_type_errors(text: str, column: int, message: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        infer_type(parse_expression(text), NAMES)
+    assert (caught.value.column, caught.value.message) == (column, message)
+
+
+def test_string_functions_are_refused_where_strings_are_codes() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        infer_type(parse_expression("length(merchant_category) > 3"), NAMES,
+                   string_functions=False)
+    assert caught.value.column == 0
+    assert caught.value.message.startswith("length() applies to string request fields")
+    # Comparisons with literals (and so membership) stay: they compare dictionary codes.
+    assert infer_type(parse_expression("merchant_category in ['a', 'b']"), NAMES,
+                      string_functions=False) == BOOL

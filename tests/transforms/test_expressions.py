@@ -69,7 +69,13 @@ def test_accepted_expressions_become_ir(text: str, expected) -> None:
         ("(a) @ b", 4, "operator '@' is not allowed"),
         ("~a", 0, "operator '~' is not allowed"),
         ("+a", 0, "operator '+' is not allowed"),
-        ("a in b", 2, "operator 'in' is not allowed"),
+        ("a in b", 5, "'in' needs a list of literals, such as x in ['a', 'b']"),
+        ("a not in []", 9, "'not in' needs at least one value in its list"),
+        ("a in ['x', y]", 11, "'in' takes literals only (numbers, strings, true/false)"),
+        ("a in [None]", 6, "comparison with None is always null; use isnull(x)"),
+        ("a < b in [1]", 0, "'in' cannot be chained with other comparisons"),
+        ("lower()", 0, "lower() takes 1 argument, got 0"),
+        ("startswith(a)", 0, "startswith() takes 2 arguments, got 1"),
         ("a < b is not c", 6, "operator 'is not' is not allowed"),
         ("x == None", 2, "comparison with None is always null; use isnull(x)"),
         ("a.b.c", 0, "'a.b.c' is not allowed; only view.feature references"),
@@ -112,7 +118,8 @@ def test_unknown_function_without_a_close_name_lists_the_functions() -> None:
         parse_expression("frobnicate(a)")
     assert caught.value.message == (
         "unknown function 'frobnicate'; expected one of abs, ceil, clip, coalesce, dayofweek,"
-        " exp, floor, hour, isnull, log, log1p, max, min, sqrt, where"
+        " exp, floor, hour, isnull, length, log, log1p, lower, max, min, sqrt, startswith,"
+        " where"
     )
 
 
@@ -217,3 +224,20 @@ def test_type_inference_and_emitter_are_importable_from_here() -> None:
     assert expressions.support_source is support_source
     with pytest.raises(AttributeError):
         expressions.no_such_name  # noqa: B018
+
+
+def test_membership_is_written_out_as_comparisons() -> None:
+    assert parse_expression("c in ['a', 'b']") == BoolOp(
+        "or", (Compare("==", Column("c"), Literal("a")), Compare("==", Column("c"), Literal("b"))))
+    assert parse_expression("n not in [1, -2]") == BoolOp(
+        "and", (Compare("!=", Column("n"), Literal(1)),
+                Compare("!=", Column("n"), Unary("-", Literal(2)))))
+    assert parse_expression("c in ('a',)") == Compare("==", Column("c"), Literal("a"))
+    spanned = parse_expression("x + (c in ['a', 'b'])")
+    assert spanned.right.span.source == "c in ['a', 'b']"  # type: ignore[attr-defined]
+
+
+def test_string_functions_parse_as_calls() -> None:
+    assert parse_expression("startswith(lower(c), 'fr')") == Call(
+        "startswith", (Call("lower", (Column("c"),)), Literal("fr")))
+    assert parse_expression("length(c)") == Call("length", (Column("c"),))
