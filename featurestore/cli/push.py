@@ -6,6 +6,7 @@ push checks them: one bad row is a one-line error and nothing is stored.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -51,9 +52,40 @@ def push(registry: Path, source: str, file: str, file_format: str | None) -> Non
     started = time.perf_counter()
     try:
         result = store.push(source, rows)
+    except InputError as error:
+        name = "standard input" if file == STDIN else shown(Path(file))
+        raise InputError(located_in_file(str(error), rows, kind, name)) from None
     finally:
         store.close()
     click.echo(describe_push(result, time.perf_counter() - started))
+
+
+_ROW = re.compile(r"\brow (\d+)\b")
+
+
+def located_in_file(message: str, rows: pa.Table | list[dict[str, Any]], kind: str,
+                    name: str) -> str:
+    """A push error's row (counted from 0, as for SDK and HTTP rows) as a place in the
+    file: its line for JSON lines and CSV, its row from 1 for Parquet."""
+    match = _ROW.search(message)
+    if match is None:
+        return message
+    row = int(match.group(1))
+    if kind == "jsonl" and isinstance(rows, JsonLines) and row < len(rows.line_numbers):
+        where = f"line {rows.line_numbers[row]} of {name}"
+    elif kind == "csv":
+        where = f"line {row + 2} of {name}, after its header"
+    else:
+        where = f"row {row + 1} of {name}, counting from 1"
+    return f"{message} ({where})"
+
+
+class JsonLines(list):  # type: ignore[type-arg]
+    """Rows read from JSON lines, with the line each came from (blank lines skipped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line_numbers: list[int] = []
 
 
 def format_of(file: str) -> str:
@@ -113,7 +145,7 @@ def parse_json_lines(lines: IO[bytes], name: str) -> list[dict[str, Any]]:
     Raises:
         InputError: a line that is not a JSON object, named by its number.
     """
-    rows: list[dict[str, Any]] = []
+    rows = JsonLines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -126,6 +158,7 @@ def parse_json_lines(lines: IO[bytes], name: str) -> list[dict[str, Any]]:
             raise InputError(f"{name}, line {number}: expected one JSON object per line "
                              f"(JSON lines), got {kind}")
         rows.append(row)
+        rows.line_numbers.append(number)
     return rows
 
 

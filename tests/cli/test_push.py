@@ -112,7 +112,10 @@ BAD_PUSHES = [
     # (file name, its content, what the one-line error says: the row checks' own words
     # belong to the SDK's tests, these only show that they reach the shell)
     ("bad.jsonl", [ROWS[0], {**ROWS[1], "amount": "lots"}],
-     ["error: push to 'transactions': ", "row 1", "'amount'", "'lots'"]),
+     ["error: push to 'transactions': ", "row 1", "'amount'", "'lots'",
+      "(line 2 of bad.jsonl)"]),
+    ("bad.jsonl", orjson.dumps(ROWS[0]) + b"\n\n" + orjson.dumps({**ROWS[1], "amount": "x"}),
+     ["error: push to 'transactions': ", "row 1", "(line 3 of bad.jsonl)"]),
     ("bad.jsonl", [ROWS[0], {k: v for k, v in ROWS[1].items() if k != "user_id"}],
      ["error: push to 'transactions': ", "'user_id'"]),
     ("bad.jsonl", b'{"user_id": 4}\n[1, 2]\n',
@@ -196,3 +199,18 @@ def test_push_in_a_subprocess(project: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("pushed 2 rows to transactions; online store updated")
     assert lookup(project) == expected_after(before)
+
+
+def test_a_row_error_names_its_place_in_each_format() -> None:
+    from featurestore.cli.push import JsonLines, located_in_file
+
+    lines = JsonLines()
+    lines.extend([{}, {}])
+    lines.line_numbers.extend([1, 4])
+    message = "push to 'transactions': row 1: column 'amount' expects a number"
+    assert located_in_file(message, lines, "jsonl", "a.jsonl").endswith("(line 4 of a.jsonl)")
+    assert located_in_file(message, [], "csv", "a.csv").endswith(
+        "(line 3 of a.csv, after its header)")
+    assert located_in_file(message, [], "parquet", "a.parquet").endswith(
+        "(row 2 of a.parquet, counting from 1)")
+    assert located_in_file("no rows named", [], "csv", "a.csv") == "no rows named"
