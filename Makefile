@@ -49,9 +49,11 @@ redis-server:
 	  fi; }
 
 # Everything the demo and the tests write: the sample data, the offline and online stores
-# and their caches under data/, the virtual environment and tool caches.
+# and their caches under data/, the virtual environment, tool caches, and the compiled
+# Python and Numba caches (__pycache__).
 clean:
 	rm -rf $(VENV) data/transactions.parquet data/offline.duckdb data/offline.duckdb.wal \
 	  data/online.sqlite data/online.sqlite-wal data/online.sqlite-shm data/pushed \
 	  data/.featurestore-cache .cache .pytest_cache .ruff_cache .hypothesis featurestore.egg-info
 	@rmdir data 2>/dev/null || true
+	find . -path ./$(VENV) -prune -o -name __pycache__ -prune -exec rm -rf {} +
