@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 from featurestore.credentials import redact_url
 from featurestore.errors import SourceError
 from featurestore.registry.durations import DurationSyntaxError, format_duration, parse_duration
+from featurestore.registry.serving_settings import Serving
 from featurestore.registry.suggestions import did_you_mean
 from transforms.spec import (
     AGGREGATIONS,
@@ -400,6 +401,7 @@ class Registry(Definition):
     feature_views: dict[Name, FeatureView] = {}
     request_views: dict[Name, RequestView] = {}
     services: dict[Name, Service] = {}
+    serving: Serving = Serving()
 
     def effective_hop(self, view: str, feature: str) -> int | None:
         """The hop (microseconds) a feature uses: its own, its view's, or the default.
