@@ -27,6 +27,10 @@ from transforms.spec import ColumnType
 REGISTRY_ENV = "FEATURESTORE_REGISTRY"
 OFFLINE_ENV = "FEATURESTORE_OFFLINE"
 ONLINE_ENV = "FEATURESTORE_ONLINE"
+AUTH_ENV = "FEATURESTORE_AUTH"
+"""Set to 1 (true, yes, on), requires bearer tokens as `serve --auth` does (the ASGI
+factory and `serve --workers N`'s workers read it); it cannot turn off auth the
+registry's `serving: {auth: true}` asks for."""
 
 
 class StoreContext:

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from featurestore import tokens
 from featurestore.catalog import Catalog, CatalogEntry, Description, feature_types
 from featurestore.context import StoreContext
-from featurestore.errors import FeatureStoreError, RegistryError
+from featurestore.errors import FeatureStoreError, InputError, RegistryError
 from featurestore.offline.materialize import MaterializeResult, Progress, materialize
+from featurestore.offline.push_audit import PushOrigin, PushRecord, read_push_audit
 from featurestore.offline.snapshot import build_snapshot
 from featurestore.offline.training import Output, build_training_set
 from featurestore.offline.view_runs import last_runs
@@ -24,6 +26,7 @@ from featurestore.online import OnlineStore
 from featurestore.registry import Registry, load_registry, resolve_registry_path
 from featurestore.registry.plan import Plan
 from featurestore.registry.state import AppliedRegistry, AppliedState, ApplyResult, plan_against
+from featurestore.registry.suggestions import did_you_mean
 from featurestore.serving.deployment import POLL_SECONDS, Deployment
 from featurestore.serving.lookup import get_online_features as lookup_features
 from featurestore.serving.lookup_answer import OnlineOutput
@@ -276,7 +279,8 @@ class FeatureStore:
                                request=request, at=at, full_names=full_names, output=output,
                                include_metadata=include_metadata)
 
-    def push(self, source: str, rows: object) -> PushResult:
+    def push(self, source: str, rows: object, *, via: str = "sdk", token: str | None = None,
+             client: str | None = None) -> PushResult:
         """Ingest events of a source: stored durably, then folded into the online states
         so that the next lookup includes them (DESIGN §4.6).
 
@@ -284,13 +288,39 @@ class FeatureStore:
             source: a source that feature views read.
             rows: a pandas or polars DataFrame, an Arrow table, a list of dicts or a
                 dict of columns (timestamp and entity keys required).
+            via: how the push came, for its audit record (`push_audit`): "sdk",
+                "cli" or "http".
+            token: the name of the bearer token that authorized it, if any.
+            client: the HTTP client's address, if any.
 
         Raises:
-            InputError: unknown source or rows that do not match its schema.
+            InputError: unknown source, rows that do not match its schema, or an
+                unknown `via`.
             FeatureStoreError: the online store was loaded by other definitions.
             OnlineStoreUnavailable: the online store cannot be reached.
         """
-        return push_rows(self._context, source, rows)
+        return push_rows(self._context, source, rows, PushOrigin(via, token, client))
+
+    def push_audit(self, source: str | None = None, since: object = None) -> list[PushRecord]:
+        """Every stored push, oldest first: when, to which source, how many rows, how it
+        came and, over HTTP, the token and client (read from the pushed segments).
+
+        Args:
+            source: only pushes to this source.
+            since: only pushes at or after this time (ISO-8601 text or a datetime).
+
+        Raises:
+            InputError: `since` is not a time, or `source` is no source of the registry
+                and has no pushes stored.
+        """
+        offline_dir = self.offline_path.parent
+        records = read_push_audit(offline_dir, source, since)
+        # A source since removed from the registry still shows what was pushed to it.
+        if source is not None and source not in self.registry.sources and not (
+                records or read_push_audit(offline_dir, source)):
+            hint = did_you_mean(source, self.registry.sources)
+            raise InputError(f"unknown source {source!r}{hint}")
+        return records
 
     def verify(self, entities: int = 100, at: object = None, seed: int = 0) -> VerifyReport:
         """Check that online values equal offline ones for sampled entities (DESIGN §4.5).
@@ -358,6 +388,32 @@ class FeatureStore:
             InputError: nothing has that name.
         """
         return self.catalog().describe(name)
+
+    def create_token(self, name: str, scopes: Sequence[str]) -> str:
+        """Create a bearer token for the HTTP server and return it: it is shown only
+        now, the offline file keeps its SHA-256 alone (`featurestore.tokens`).
+
+        Args:
+            name: letters, digits and underscores; no active token may have it.
+            scopes: "read" (lookups, /registry) and/or "push" (POST /push).
+
+        Raises:
+            InputError: an invalid name or scope, or an active token of that name.
+        """
+        return tokens.create_token(self.offline_database(), name, scopes)
+
+    def list_tokens(self) -> list[tokens.TokenInfo]:
+        """Every token, active and revoked, with its scopes and times (never the token)."""
+        return tokens.list_tokens(self.offline_database())
+
+    def revoke_token(self, name: str) -> None:
+        """Revoke the active token of that name; running servers refuse it within a few
+        seconds.
+
+        Raises:
+            InputError: no active token has that name.
+        """
+        tokens.revoke_token(self.offline_database(), name)
 
     def online_store(self) -> OnlineStore:
         """The online store client (opened on first use, then reused)."""

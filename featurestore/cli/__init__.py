@@ -4,6 +4,7 @@ Each module below adds its commands to the one group, `main`.
 """
 
 from featurestore.cli import (
+    audit,
     browse,
     data,
     definitions,
@@ -12,11 +13,12 @@ from featurestore.cli import (
     push,
     sample,
     serving,
+    tokens,
 )
 from featurestore.cli.group import main
 from featurestore.cli.serving import describe_server
 
 __all__ = [
-    "browse", "data", "definitions", "demo", "describe_server", "init_project", "main", "push",
-    "sample", "serving",
+    "audit", "browse", "data", "definitions", "demo", "describe_server", "init_project", "main",
+    "push", "sample", "serving", "tokens",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from featurestore.catalog import KINDS, CatalogEntry, parse_tag_filters
-from featurestore.cli.group import main, registry_option
+from featurestore.cli.group import main, registry_option, table
 from featurestore.store import FeatureStore
 
 
@@ -45,13 +45,7 @@ def _table(entries: list[CatalogEntry]) -> str:
                                  for entry in entries]))
     if any(entry.owner for entry in entries):
         columns.append(("OWNER", [entry.owner or "" for entry in entries]))
-    widths = [max(len(title), *(len(value) for value in values)) for title, values in columns]
-    lines = ["  ".join(title.ljust(width) for (title, _), width in zip(columns, widths,
-                                                                      strict=True)).rstrip()]
-    for row in zip(*(values for _, values in columns), strict=True):
-        lines.append("  ".join(value.ljust(width)
-                               for value, width in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
+    return table(columns)
 
 
 @main.command()

@@ -82,3 +82,14 @@ def shown(path: Path) -> str:
 def indent(text: str) -> str:
     """Text indented under a numbered step."""
     return "\n".join(f"      {line}" for line in text.splitlines())
+
+
+def table(columns: list[tuple[str, list[str]]]) -> str:
+    """Columns of text, each a title and its values, aligned under their titles."""
+    widths = [max(len(title), *(len(value) for value in values)) for title, values in columns]
+    lines = ["  ".join(title.ljust(width) for (title, _), width in zip(columns, widths,
+                                                                      strict=True)).rstrip()]
+    for row in zip(*(values for _, values in columns), strict=True):
+        lines.append("  ".join(value.ljust(width)
+                               for value, width in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)

@@ -51,7 +51,7 @@ def push(registry: Path, source: str, file: str, file_format: str | None) -> Non
     store = FeatureStore(registry)
     started = time.perf_counter()
     try:
-        result = store.push(source, rows)
+        result = store.push(source, rows, via="cli")
     except InputError as error:
         name = "standard input" if file == STDIN else shown(Path(file))
         raise InputError(located_in_file(str(error), rows, kind, name)) from None

@@ -10,6 +10,10 @@ into place; a rename within one file system is atomic, so a reader in another pr
 sees either no file or a complete one. Segments are never rewritten or deleted here, so
 a reader that listed them can always open every file it listed.
 
+A segment may carry key-value metadata in its Parquet footer, written in the same
+file and so present exactly when the events are (`push_audit` keeps who pushed them
+there).
+
 Nothing in this module opens the DuckDB file: a server taking pushes and a
 materialization in another process (which holds DuckDB's single-writer lock) can run at
 the same time. Readers pick segments up through `sources.source_relation`.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,7 +75,18 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def append_segment(offline_dir: Path | str, source_name: str, table: pa.Table) -> Path:
+def segment_time_ns(segment: Path) -> int:
+    """When a segment was written, in nanoseconds since the epoch, from its name.
+
+    Raises:
+        ValueError: the name is not a segment's.
+    """
+    stem = segment.name.removeprefix(SEGMENT_PREFIX).removesuffix(SEGMENT_SUFFIX)
+    return int(stem.split("-", 1)[0])
+
+
+def append_segment(offline_dir: Path | str, source_name: str, table: pa.Table,
+                   metadata: Mapping[str, str] | None = None) -> Path:
     """Store pushed events durably as a new segment of a source.
 
     The table should come from `push_validation.validate_rows`, so that every segment
@@ -80,6 +96,8 @@ def append_segment(offline_dir: Path | str, source_name: str, table: pa.Table) -
         offline_dir: the folder of the offline DuckDB file.
         source_name: the source the events belong to.
         table: the validated events.
+        metadata: key-value pairs for the file's footer (beside Arrow's own schema),
+            written in the same atomic write as the events.
 
     Returns:
         The path of the new segment, complete and durable when this returns.
@@ -92,7 +110,10 @@ def append_segment(offline_dir: Path | str, source_name: str, table: pa.Table) -
     temporary = directory / f".{final.name}.tmp"
     try:
         with open(temporary, "wb") as handle:
-            pq.write_table(table, handle)
+            with pq.ParquetWriter(handle, table.schema) as writer:
+                writer.write_table(table)
+                if metadata:
+                    writer.add_key_value_metadata(dict(metadata))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, final)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 MAX_BODY_BYTES = 1024 * 1024
 """Default largest request body (1 MiB); larger ones get a 413 before they are read."""
 
-MAX_PUSH_ROWS = 10_000
+MAX_PUSH_ROWS = 5_000
 """Default most rows one HTTP push may carry (the SDK's and CLI's `push` take any)."""
+
+BODY_TIMEOUT_S = 10.0
+"""Default longest time, in seconds, for receiving a whole request body; longer gets a 408."""
 
 
 class Serving(BaseModel):
@@ -21,6 +24,8 @@ class Serving(BaseModel):
             off), per server process; None: no cap. Past it: 429 with `Retry-After`.
         max_body_bytes: largest request body, in bytes; larger gets a 413.
         max_push_rows: most rows in one `POST /push`; more gets a 413.
+        body_timeout: longest time, in seconds, from a request's headers to the end of its
+            body; a client sending more slowly gets a 408 (and its connection closed).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -29,3 +34,4 @@ class Serving(BaseModel):
     rate_limit: PositiveInt | None = None
     max_body_bytes: PositiveInt = MAX_BODY_BYTES
     max_push_rows: PositiveInt = MAX_PUSH_ROWS
+    body_timeout: PositiveFloat = BODY_TIMEOUT_S

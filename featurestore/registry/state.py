@@ -165,6 +165,10 @@ class AppliedState:
         self._create_database()
         return self.run(lambda connection: self._apply(connection, registry, text))
 
+    def create_if_missing(self) -> None:
+        """Create the DuckDB file if it is missing (atomically, as `apply` does)."""
+        self._create_database()
+
     def _create_database(self) -> None:
         """Create the DuckDB file if it is missing, atomically.
 

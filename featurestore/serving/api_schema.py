@@ -7,6 +7,7 @@ built from the registry), so FastAPI's validation stays off the hot path.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import FastAPI
@@ -74,7 +75,7 @@ class LookupAnswer(BaseModel):
 
 
 class PushBody(BaseModel):
-    """POST /push: events of one source (at most 10,000 rows)."""
+    """POST /push: events of one source (at most `serving.max_push_rows` rows, 5,000 by default)."""
 
     source: str
     rows: list[dict[str, Any]] = Field(description="one object per event, source columns")
@@ -128,6 +129,7 @@ class HealthAnswer(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorAnswer, "description": "Bad input (the code says which)"},
+    408: {"model": ErrorAnswer, "description": "Body not received within the deadline"},
     413: {"model": ErrorAnswer, "description": "Body, entities or rows over the limit"},
     503: {"model": ErrorAnswer, "description": "Online store unreachable or not loaded"},
 }
@@ -177,6 +179,37 @@ def document_operation(app: FastAPI, path: str, summary: str, body: dict[str, An
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_bearer_auth(app: FastAPI, open_paths: Collection[str]) -> None:
+    """Declare bearer tokens in the app's OpenAPI document (call after the other
+    `document_*`): /docs then has an Authorize button, and each operation but those of
+    `open_paths` needs a token and may answer 401 or 403."""
+    build = app.openapi
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
+    refusals = {"401": {"description": "No token, or an unknown or revoked one",
+                        "content": error},
+                "403": {"description": "The token lacks the scope", "content": error}}
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        if _BEARER not in schemes:  # the document is cached: change it once
+            schemes[_BEARER] = {"type": "http", "scheme": "bearer", "description":
+                                "a token from `featurestore token create`: scope `read` for "
+                                "lookups and /registry, `push` for POST /push"}
+            for path, operations in schema.get("paths", {}).items():
+                if path in open_paths:
+                    continue
+                for operation in operations.values():
+                    operation["security"] = [{_BEARER: []}]
+                    operation.setdefault("responses", {}).update(refusals)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_BEARER = "bearer"
 
 
 def lookup_example(registry: Registry, kernels: CompiledGraph) -> dict[str, Any]:

@@ -6,6 +6,7 @@
 `featurestore serve --workers N` runs the same factory in each worker process. The
 registry comes from FEATURESTORE_REGISTRY (default ./registry.yaml); the stores from
 the registry, unless FEATURESTORE_OFFLINE or FEATURESTORE_ONLINE override them.
+FEATURESTORE_AUTH=1 requires bearer tokens as `serve --auth` does (`serving.guard`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from featurestore.context import REGISTRY_ENV
 from featurestore.errors import FeatureStoreError, RegistryError
 from featurestore.serving.access_log import AccessLog
+from featurestore.serving.guard import auth_from_environment
 from featurestore.serving.server import create_app as create_store_app
 from featurestore.store import FeatureStore
 
@@ -34,7 +36,7 @@ def create_app() -> AccessLog:
     registry = os.environ.get(REGISTRY_ENV) or "registry.yaml"
     try:
         store = FeatureStore(registry)
-        return create_store_app(store, owns_store=True)
+        return create_store_app(store, owns_store=True, auth=auth_from_environment())
     except RegistryError as error:
         problems = error.problems or [str(error)]
     except FeatureStoreError as error:

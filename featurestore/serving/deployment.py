@@ -39,6 +39,7 @@ from featurestore.errors import (
     RegistryMismatchError,
     StoreLockedError,
 )
+from featurestore.offline.push_audit import PushOrigin
 from featurestore.online.published import REGISTRY, PublishedRegistry, published_registry
 from featurestore.registry import Registry
 from featurestore.registry.state import AppliedRegistry, AppliedState
@@ -143,9 +144,9 @@ class Deployment:
         return self._with_current(
             lambda served: served.engine.answer(served.context.online_store(), **arguments))
 
-    def push(self, source: str, rows: object) -> PushResult:
-        """`push` with the served registry."""
-        return self._with_current(lambda served: push(served.context, source, rows))
+    def push(self, source: str, rows: object, origin: PushOrigin | None = None) -> PushResult:
+        """`push` with the served registry (`origin` for its audit record)."""
+        return self._with_current(lambda served: push(served.context, source, rows, origin))
 
     def refresh(self) -> ServedVersion:
         """Look for new versions now and switch to the newest consistent pair.

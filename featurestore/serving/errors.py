@@ -23,7 +23,7 @@ class RequestError(InputError):
             ``unknown_request_field``, ``invalid_time``, ``time_before_materialization``.
             Pushes: ``unknown_source``, ``invalid_rows``. HTTP bodies (see
             `featurestore.serving.http_errors`): ``malformed_json``, ``invalid_body``,
-            ``unknown_field``, ``body_too_large``, ``too_many_rows``.
+            ``unknown_field``, ``body_too_large``, ``body_timeout``, ``too_many_rows``.
     """
 
     def __init__(self, code: str, message: str) -> None:

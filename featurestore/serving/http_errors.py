@@ -5,7 +5,8 @@ unreachable, empty or loaded by other definitions gets a 503 (the server keeps r
 and answers again once the store is back); only a bug in the server itself gets a 500,
 and that answer is the same JSON shape without a stack trace (the trace goes to the log).
 
-    400  every `RequestError` code but the three below (see `serving.errors`)
+    400  every `RequestError` code but the four below (see `serving.errors`)
+    408  body_timeout (the body did not arrive within `serving.body_timeout`)
     413  body_too_large, too_many_entities, too_many_rows
     404  not_found (unknown path)       405  method_not_allowed
     503  online_store_unavailable, not_materialized, registry_mismatch, storage_unavailable
@@ -14,6 +15,7 @@ and that answer is the same JSON shape without a stack trace (the trace goes to 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -34,7 +36,11 @@ _STATUS_BY_CODE = {
     "too_many_entities": 413,
     "too_many_rows": 413,
     "body_too_large": 413,
+    "body_timeout": 408,
 }
+# Answered before the body was read whole: the connection is closed rather than kept,
+# so the server neither reads nor waits for the rest.
+_BODY_LEFT_UNREAD = frozenset({"body_too_large", "body_timeout"})
 _ROUTING_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -58,7 +64,10 @@ def answer_error(error: Exception) -> Response:
             is logged with its trace and answered with a JSON 500.
     """
     if isinstance(error, RequestError):
-        return error_response(_STATUS_BY_CODE.get(error.code, 400), error.code, str(error))
+        response = error_response(_STATUS_BY_CODE.get(error.code, 400), error.code, str(error))
+        if error.code in _BODY_LEFT_UNREAD:
+            response.headers["connection"] = "close"
+        return response
     if isinstance(error, InputError):
         return error_response(400, "invalid_input", str(error))
     if isinstance(error, OnlineStoreUnavailable):
@@ -109,11 +118,18 @@ def install_handlers(app: FastAPI) -> None:
         return response
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused past `limit` bytes without reading all of it.
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refused past `limit` bytes or `timeout` seconds.
+
+    The announced length (Content-Length) is checked before anything is read; a body
+    without one (chunked) is refused as soon as the chunks read so far pass `limit`, so
+    at most `limit` bytes and one chunk are ever held. The deadline bounds how long a
+    client that sends slowly can hold the request (and its share of the server).
 
     Raises:
-        BodyError: the body (or its announced length) exceeds `limit`.
+        BodyError: the body (or its announced length) exceeds `limit` (code
+            ``body_too_large``) or has not arrived whole within `timeout` seconds of
+            this call (code ``body_timeout``).
     """
     announced = request.headers.get("content-length")
     if announced is not None and announced.isdigit() and int(announced) > limit:
@@ -121,11 +137,16 @@ async def read_body(request: Request, limit: int) -> bytes:
                         f"request body of {announced} bytes; the limit is {limit}")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError("body_too_large", f"request body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyError("body_too_large", f"request body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyError("body_timeout", f"the request body did not arrive within {timeout:g} s "
+                                        f"({size} bytes received)") from None
     return b"".join(chunks)
 
 

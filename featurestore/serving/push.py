@@ -9,7 +9,8 @@ Order of work, and why:
 3. The rows are appended durably as a Parquet segment of the source. That file is the
    record: training sets and every later materialization read it, so a Redis that
    restarts empty loses nothing. Segments are plain files, written without the DuckDB
-   file, so pushes run while a materialization holds DuckDB's write lock.
+   file, so pushes run while a materialization holds DuckDB's write lock. The
+   segment's footer records who pushed (`push_audit`), in the same atomic write.
 4. For every feature view on the source, the rows are folded into the states of their
    entities by `CompiledView.update_states`, inside one `OnlineStore.update_many` per
    batch: an atomic read-modify-write, retried on conflict, so concurrent pushes for one
@@ -41,6 +42,7 @@ from featurestore.errors import (
 )
 from featurestore.offline import append_segment, validate_rows
 from featurestore.offline.dictionaries import encode_strings
+from featurestore.offline.push_audit import PushOrigin, audit_metadata
 from featurestore.offline.timestamps import epoch_micros
 from featurestore.online import OnlineStore
 from featurestore.online.published import (
@@ -102,7 +104,8 @@ class _ViewBatch:
     table: pa.Table  # the rows in the same order
 
 
-def push(store: StoreContext, source: str, rows: object) -> PushResult:
+def push(store: StoreContext, source: str, rows: object,
+         origin: PushOrigin | None = None) -> PushResult:
     """Ingest events of a source: durably, then into the online states.
 
     Args:
@@ -111,6 +114,7 @@ def push(store: StoreContext, source: str, rows: object) -> PushResult:
         rows: a pandas or polars DataFrame, an Arrow table, a list of dicts or a dict of
             columns, with the source's columns (absent ones are null; the timestamp and
             entity keys are required).
+        origin: how the push came, for its audit record (default: the SDK).
 
     Returns:
         What was stored and whether the online store took it.
@@ -132,7 +136,8 @@ def push(store: StoreContext, source: str, rows: object) -> PushResult:
     online = store.online_store()
     expected = compiled_state_keys(registry, kernels)
     published = _check_online(online, views, expected)
-    segment = append_segment(store.offline_path.parent, source, table)
+    audit = audit_metadata(origin or PushOrigin(), source, table.num_rows)
+    segment = append_segment(store.offline_path.parent, source, table, audit)
     if not published:
         return PushResult(source, table.num_rows, segment, online=False, entities=0)
     try:

@@ -7,6 +7,10 @@
     GET  /docs              OpenAPI (the document itself at /openapi.json), served
                             with no internet (`docs_page`)
 
+With auth on (`serving.auth` or `serve --auth`), every path but /health and the docs
+needs a bearer token with the right scope; `guard.Guard` checks it, and applies the rate
+limit (`serving.rate_limit`), before any route runs.
+
 Everything costly is done once, in `create_app`: the kernels are compiled (or loaded
 from the disk cache), the online store client is opened and the registry's JSON is
 rendered. A lookup is answered by a plain ASGI front (`LookupFront`) rather than a
@@ -15,7 +19,10 @@ FastAPI route, parses its body with orjson, runs in the event loop without a thr
 to the thread pool costs) and answers with orjson. Pushes write a file and may retry on
 conflicts, so they run in the thread pool.
 
-Errors keep one shape, ``{"error": {"code", "message"}}`` (see `http_errors`). The store
+Errors keep one shape, ``{"error": {"code", "message"}}`` (see `http_errors`). The
+registry's `serving` section bounds each body: its size (413), the rows of a push (413)
+and the time to receive it (408); TLS and uvicorn's connection limits are `serve`'s
+(`connections`). The store
 client reconnects by itself, so a server whose Redis went away answers 503 meanwhile and
 serves again as soon as Redis is back, without a restart. A Redis that hangs rather than
 refuses holds each lookup (and, lookups running in the event loop, the server) for the
@@ -45,12 +52,16 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from featurestore.context import REGISTRY_ENV
+from featurestore.context import AUTH_ENV, REGISTRY_ENV
 from featurestore.errors import OnlineStoreUnavailable
+from featurestore.offline.push_audit import PushOrigin
 from featurestore.serving import api_schema
+from featurestore.serving.accepted_tokens import AcceptedTokens
 from featurestore.serving.access_log import AccessLog, LogFormat, logging_config
+from featurestore.serving.connections import Connections
 from featurestore.serving.deployment import POLL_SECONDS
 from featurestore.serving.docs_page import install_docs
+from featurestore.serving.guard import OPEN_PATHS, Guard
 from featurestore.serving.http_errors import (
     BodyError,
     Endpoint,
@@ -64,12 +75,6 @@ from featurestore.serving.status import health_answer, registry_answer, versions
 
 if TYPE_CHECKING:
     from featurestore.store import FeatureStore
-
-MAX_BODY_BYTES = 4 * 1024 * 1024
-"""Largest request body accepted; larger ones get a 413 before they are read whole."""
-
-MAX_PUSH_ROWS = 10_000
-"""Most rows one HTTP push may carry (the SDK's `push` takes any number)."""
 
 _NONE = type(None)
 _LOOKUP_MEMBERS: dict[str, tuple[type, ...]] = {
@@ -93,7 +98,7 @@ APP_FACTORY = "featurestore.serving.app:create_app"
 
 
 def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
-               owns_store: bool = False) -> AccessLog:
+               owns_store: bool = False, auth: bool = False) -> AccessLog:
     """Build the ASGI application for one feature store.
 
     Compiles (or loads) the kernels of the version to serve and opens the online store
@@ -106,6 +111,8 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
         poll_seconds: how often to look for new versions.
         owns_store: close the store's online client when the application shuts down
             (for a store made for this application alone).
+        auth: require bearer tokens (`guard.py`) even when the registry's
+            `serving.auth` does not ask for them; its `serving.rate_limit` applies too.
 
     Raises:
         RegistryError, SourceError: the registry cannot be compiled.
@@ -113,13 +120,19 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
     deployment = store.deployment(poll_seconds)
     served = deployment.current
     backend = "local" if store.online == "local" else "redis"
+    serving = store.registry.serving
+    tokens = AcceptedTokens(store.offline_path) if auth or serving.auth else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         deployment.start()
+        if tokens is not None:
+            tokens.start()
         try:
             yield
         finally:
+            if tokens is not None:
+                tokens.stop()
             deployment.stop()
             if owns_store:
                 store.close()
@@ -140,7 +153,8 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
     push_doc = api_schema.push_request_body(registry, kernels)
 
     async def online_features(request: Request) -> Response:
-        body = parse_object(await read_body(request, MAX_BODY_BYTES), _LOOKUP_MEMBERS)
+        body = parse_object(await read_body(request, serving.max_body_bytes,
+                                            serving.body_timeout), _LOOKUP_MEMBERS)
         answer = deployment.answer(**body)
         payload: dict[str, object] = {"features": answer.features}
         if answer.metadata is not None:
@@ -151,13 +165,16 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
 
     api_schema.document_operation(app, LOOKUP_PATH, "Look up features", lookup_doc,
                                   api_schema.LookupAnswer)
+    if tokens is not None:
+        api_schema.document_bearer_auth(app, OPEN_PATHS)
 
     @app.post("/push", openapi_extra=push_doc, summary="Push events of a source",
               description=api_schema.PUSH_DESCRIPTION,
               responses={200: {"model": api_schema.PushAnswer}, **api_schema.ERROR_RESPONSES})
     @json_errors
     async def push_rows(request: Request) -> Response:
-        body = parse_object(await read_body(request, MAX_BODY_BYTES), _PUSH_MEMBERS)
+        body = parse_object(await read_body(request, serving.max_body_bytes,
+                                            serving.body_timeout), _PUSH_MEMBERS)
         for name in _PUSH_MEMBERS:
             if name not in body:
                 raise BodyError("invalid_body", f"member '{name}' is required")
@@ -166,10 +183,13 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
             raise BodyError("invalid_body", "member 'rows' must be a list of objects or an "
                                             "object of equally long lists")
         count = len(rows) if isinstance(rows, list) else max(map(len, rows.values()), default=0)
-        if count > MAX_PUSH_ROWS:
-            raise BodyError("too_many_rows",
-                            f"{count} rows in one push; the limit is {MAX_PUSH_ROWS}")
-        result = await run_in_threadpool(deployment.push, body["source"], rows)
+        if count > serving.max_push_rows:
+            raise BodyError("too_many_rows", f"{count} rows in one push; the limit is "
+                                             f"{serving.max_push_rows} (serving.max_push_rows)")
+        client = f"{request.client.host}:{request.client.port}" if request.client else None
+        # The auth guard names the accepted token in the scope's state (None without auth).
+        origin = PushOrigin("http", getattr(request.state, "token_name", None), client)
+        result = await run_in_threadpool(deployment.push, body["source"], rows, origin)
         answer = {"source": result.source, "rows": result.rows, "online": result.online,
                   "entities": result.entities}
         return Response(orjson.dumps(answer), media_type=_JSON)
@@ -196,7 +216,7 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
     async def registry_definitions(request: Request) -> Response:
         return Response(orjson.dumps(registry_answer(deployment.current)), media_type=_JSON)
 
-    return AccessLog(LookupFront(app, online_features))
+    return AccessLog(Guard(LookupFront(app, online_features), tokens, serving.rate_limit))
 
 
 class LookupFront:
@@ -235,7 +255,8 @@ class LookupFront:
 
 def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
           access_log: bool = False, log_format: LogFormat = "text", workers: int = 1,
-          shutdown_timeout: float = SHUTDOWN_TIMEOUT_S) -> None:
+          shutdown_timeout: float = SHUTDOWN_TIMEOUT_S, auth: bool = False,
+          connections: Connections | None = None) -> None:
     """Run the server until SIGTERM or Ctrl-C, then shut down gracefully.
 
     Args:
@@ -248,20 +269,26 @@ def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
         log_format: "text", or "json" for one JSON object per log line.
         workers: server processes sharing the port.
         shutdown_timeout: longest wait, in seconds, for requests in flight at shutdown.
+        auth: require bearer tokens even when the registry's `serving.auth` does not.
+        connections: TLS and uvicorn's connection limits (default: plain HTTP, no cap
+            on connections, idle keep-alive connections closed after 5 s).
     """
     settings = {"host": host, "port": port, "access_log": False, "log_level": "info",
                 "log_config": logging_config(log_format, access_log),
-                "timeout_graceful_shutdown": shutdown_timeout}
+                "timeout_graceful_shutdown": shutdown_timeout,
+                **(connections or Connections()).uvicorn_settings()}
     with _stopped_quietly():
         if workers == 1:
             try:
-                uvicorn.run(create_app(store), **settings)
+                uvicorn.run(create_app(store, auth=auth), **settings)
             finally:
                 store.close()
             return
         # Worker processes import the factory, which reads the registry from the environment.
         store.close()
         os.environ[REGISTRY_ENV] = str(store.registry_path)
+        if auth:
+            os.environ[AUTH_ENV] = "1"
         uvicorn.run(APP_FACTORY, factory=True, workers=workers, **settings)
 
 

@@ -97,9 +97,11 @@ def free_port() -> int:
 
 
 def cli_environment() -> dict[str, str]:
-    """The environment for a `featurestore` subprocess: this checkout importable."""
+    """The environment for a `featurestore` subprocess: this checkout importable, and
+    only the registry file deciding where the stores are and whether auth is on."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("FEATURESTORE_OFFLINE", "FEATURESTORE_ONLINE", "FEATURESTORE_REGISTRY")}
+           if k not in ("FEATURESTORE_OFFLINE", "FEATURESTORE_ONLINE", "FEATURESTORE_REGISTRY",
+                        "FEATURESTORE_AUTH")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -152,14 +154,20 @@ class ServerProcess:
                          else self._process.stderr.read().decode() if self._process.stderr
                          else "")
                 raise RuntimeError(f"featurestore serve exited:\n{error}")
-            try:
-                httpx.get(f"{self.url}/health", timeout=1.0)
+            if self.answers():
                 return
-            except httpx.TransportError:
-                time.sleep(0.1)
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError("featurestore serve did not answer within "
                            f"{_SERVER_START_TIMEOUT_S:.0f}s")
+
+    def answers(self) -> bool:
+        """Whether GET /health answers now (any status); the readiness probe of `start`."""
+        try:
+            httpx.get(f"{self.url}/health", timeout=1.0)
+        except httpx.TransportError:
+            return False
+        return True
 
     def stop(self) -> None:
         """Terminate the process by its PID (kill it if it does not exit)."""

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 
 from featurestore import FeatureStore
+from featurestore.registry.serving_settings import MAX_BODY_BYTES, MAX_PUSH_ROWS
 from featurestore.serving.http_errors import install_handlers, json_errors
-from featurestore.serving.server import MAX_BODY_BYTES, MAX_PUSH_ROWS, create_app
+from featurestore.serving.server import create_app
 from tests.conftest import REDIS_TEST_PASSWORD, RedisServer
 from tests.serving.conftest import ALL_FEATURES, DEMO_END, ServerProcess, make_demo_store
 

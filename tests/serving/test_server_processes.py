@@ -169,8 +169,9 @@ def test_json_access_log_lines(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert status == 0
-    startup, *lines = (tmp_path / "serve.log").read_text().splitlines()
+    startup, auth, *lines = (tmp_path / "serve.log").read_text().splitlines()
     assert startup.startswith("serving fraud_demo from the local online store")
+    assert auth.startswith("auth: off: anyone who can reach the port may read and push")
     entries = [orjson.loads(line) for line in lines]  # every other line is JSON
     access = [entry for entry in entries if entry["logger"] == "featurestore.access"]
     assert all(set(entry) == ACCESS_FIELDS for entry in access)
