@@ -54,6 +54,7 @@ redis-server:
 clean:
 	rm -rf $(VENV) data/transactions.parquet data/offline.duckdb data/offline.duckdb.wal \
 	  data/online.sqlite data/online.sqlite-wal data/online.sqlite-shm data/pushed data/tokens-used \
+	  data/training-sets \
 	  data/.featurestore-cache .cache .pytest_cache .ruff_cache .hypothesis featurestore.egg-info
 	@rmdir data 2>/dev/null || true
 	find . -path ./$(VENV) -prune -o -name __pycache__ -prune -exec rm -rf {} +

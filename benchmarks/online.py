@@ -284,7 +284,7 @@ def _bodies(features: list[str], users: int, count: int, batch: int, at: str,
 def _prepare(folder: Path, redis_url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Write the project, generate events, apply and materialize; time the online load."""
     from featurestore import FeatureStore
-    from featurestore.offline.materialize import STATES_TABLE, load_online
+    from featurestore.offline.materialize import STATES_TABLE, load_online, publication
     from featurestore.sample_data import generate_transactions
 
     text = (ROOT / "registry.yaml").read_text()
@@ -298,7 +298,7 @@ def _prepare(folder: Path, redis_url: str, args: argparse.Namespace) -> dict[str
     store.materialize(end=data.end)
     materialize_s = time.perf_counter() - started
     started = time.perf_counter()
-    _, states = load_online(store, store.kernels())
+    _, states = load_online(store.context, publication(store.context))
     load_s = time.perf_counter() - started
     state_bytes = store.offline_database().run(lambda con: con.execute(
         f"SELECT avg(octet_length(state)) FROM {STATES_TABLE}").fetchone()[0])

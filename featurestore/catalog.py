@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from featurestore.errors import InputError
 from featurestore.registry import Registry
@@ -19,8 +19,13 @@ from featurestore.registry.suggestions import did_you_mean
 from transforms.expression_types import infer_type
 from transforms.expressions import ExpressionError, FeatureRef, parse_expression, walk
 
-KINDS = ("entities", "sources", "views", "features", "services")
-"""What `list` lists."""
+if TYPE_CHECKING:
+    from featurestore.offline.saved_sets import SavedSet
+
+KINDS = ("entities", "sources", "views", "features", "services", "training-sets")
+"""What `list` lists: the registry's definitions, and the training sets saved in the
+offline file (`offline.saved_sets`), which are not definitions but are looked up the
+same way."""
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,8 @@ class CatalogEntry:
     """One definition as `featurestore list` shows it.
 
     Attributes:
-        kind: entity, source, feature view, request view, feature, request feature or
-            service.
+        kind: entity, source, feature view, request view, feature, request feature,
+            service or training set.
         name: its name; features are `view:feature`.
         summary: one line on what it is.
         description, tags, owner: as declared; a feature takes its view's tags (its own
@@ -128,12 +133,15 @@ class Catalog:
             when the sources could not be read (`types_problem` says why).
         types_problem: why the types are unknown.
         runs: the last materialization of each feature view that has one.
+        training_sets: the saved training sets, oldest first.
     """
 
     def __init__(self, registry: Registry, types: Mapping[str, Mapping[str, str]] | None,
                  types_problem: str | None = None,
-                 runs: Mapping[str, Materialization] | None = None) -> None:
+                 runs: Mapping[str, Materialization] | None = None,
+                 training_sets: Sequence[SavedSet] = ()) -> None:
         self.registry = registry
+        self.training_sets = tuple(training_sets)
         self.types = types
         self.types_problem = types_problem
         self.runs = dict(runs or {})
@@ -156,7 +164,8 @@ class Catalog:
             raise InputError(f"cannot list '{kind}': expected one of {', '.join(KINDS)}"
                              f"{did_you_mean(kind, KINDS)}")
         rows = {"entities": self._entities, "sources": self._sources, "views": self._views,
-                "features": self._features, "services": self._services}[kind]()
+                "features": self._features, "services": self._services,
+                "training-sets": self._training_sets}[kind]()
         return [row for row in rows if matches(row.tags, tags or {})]
 
     def _entities(self) -> list[CatalogEntry]:
@@ -196,6 +205,13 @@ class Catalog:
         return [CatalogEntry("service", name,
                              f"{len(self.registry.service_features(name))} features")
                 for name in self.registry.services]
+
+    def _training_sets(self) -> list[CatalogEntry]:
+        return [CatalogEntry("training set", saved.name,
+                             f"{saved.rows:,} rows, registry version {saved.registry_version}, "
+                             f"created {saved.created:%Y-%m-%d %H:%M:%S} UTC, "
+                             f"{saved.manifest_path}")
+                for saved in self.training_sets]
 
     # -- describe -----------------------------------------------------------------
 

@@ -19,6 +19,13 @@ from featurestore.context import StoreContext
 from featurestore.errors import FeatureStoreError, InputError, RegistryError
 from featurestore.offline.materialize import MaterializeResult, Progress, materialize
 from featurestore.offline.push_audit import PushOrigin, PushRecord, read_push_audit
+from featurestore.offline.saved_sets import (
+    ReproduceResult,
+    SaveResult,
+    list_training_sets,
+    reproduce_training_set,
+    save_training_set,
+)
 from featurestore.offline.snapshot import build_snapshot
 from featurestore.offline.training import Output, build_training_set
 from featurestore.offline.view_runs import last_runs
@@ -202,6 +209,33 @@ class FeatureStore:
         return build_training_set(self._context, spine, features=features, service=service,
                                   timestamp=timestamp, full_names=full_names, output=output)
 
+    def save_training_set(
+        self, name: str, spine: object, features: Sequence[str] | str | None = None,
+        service: str | None = None, timestamp: str = "event_ts", full_names: bool = False,
+        overwrite: bool = False,
+    ) -> SaveResult:  # fmt: skip
+        """Build a training set (as `get_training_set`) and store it under `name` beside
+        the offline file, with its spine and a manifest of what it was built from, so
+        that `reproduce_training_set` can check it later (`offline.saved_sets`).
+
+        Raises:
+            NotAppliedError: the registry file is not applied as it is.
+            InputError: a bad or (without `overwrite`) existing name; a bad request.
+            SourceError: a source cannot be read.
+        """
+        return save_training_set(self._context, name, spine, features=features,
+                                 service=service, timestamp=timestamp,
+                                 full_names=full_names, overwrite=overwrite)
+
+    def reproduce_training_set(self, name: str) -> ReproduceResult:
+        """Build a saved training set again from its stored spine with the current files
+        and compare it byte for byte; the result names what changed when it differs.
+
+        Raises:
+            InputError: no training set has that name.
+        """
+        return reproduce_training_set(self._context, name)
+
     def snapshot(
         self,
         at: object,
@@ -362,16 +396,18 @@ class FeatureStore:
             kernels = self.kernels()
         except FeatureStoreError as error:
             problem = "; ".join(error.problems) if isinstance(error, RegistryError) else str(error)
-            return Catalog(self.registry, None, problem, last_runs(self._context, None))
+            return Catalog(self.registry, None, problem, last_runs(self._context, None),
+                           list_training_sets(self._context))
         keys = compiled_state_keys(self.registry, kernels)
         return Catalog(self.registry, feature_types(kernels), None,
-                       last_runs(self._context, keys))
+                       last_runs(self._context, keys), list_training_sets(self._context))
 
     def list(self, kind: str, tags: Mapping[str, str | None] | None = None
              ) -> list[CatalogEntry]:
         """The definitions of one kind: "entities", "sources", "views", "features" or
-        "services", in file order; `tags={"team": "risk"}` keeps those with every given
-        tag (a value of None: any value). A feature carries its view's tags too.
+        "services", in file order, or the saved "training-sets", oldest first;
+        `tags={"team": "risk"}` keeps those with every given tag (a value of None: any
+        value). A feature carries its view's tags too.
 
         Raises:
             InputError: an unknown kind.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from featurestore.cli.group import main, registry_option, shown
+from featurestore.cli.group import EXIT_FAILURE, main, registry_option, shown
 from featurestore.progress import MaterializeProgress
 from featurestore.store import FeatureStore
 from featurestore.table_files import check_table_path, read_table_file, write_table_file
@@ -31,30 +31,65 @@ def materialize(registry: Path, end: str | None, full: bool) -> None:
 
 @main.command(name="training-set")
 @registry_option
-@click.option("--spine", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--spine", type=click.Path(dir_okay=False, path_type=Path),
               help="Spine file by extension (.parquet, .csv, .json/.jsonl, .arrow, .feather): "
               "entity keys, a timestamp, anything else.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help=OUT_HELP)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help=OUT_HELP + " Optional with --name.")
 @click.option("--features", "features", multiple=True, metavar="REF",
               help="'view:feature' or a service name; repeat, or separate with commas.")
 @click.option("--service", default=None, help="A service name (instead of --features).")
 @click.option("--timestamp", default="event_ts", show_default=True,
               help="The spine's time column.")
 @click.option("--full-names", is_flag=True, help="Name feature columns view__feature.")
-def training_set(registry: Path, spine: Path, out: Path, features: tuple[str, ...],
-                 service: str | None, timestamp: str, full_names: bool) -> None:
+@click.option("--name", default=None,
+              help="Also save the set under this name beside the offline file, with its "
+              "spine and a manifest of its inputs (needs the registry applied).")
+@click.option("--overwrite", is_flag=True, help="Replace a saved set of the same --name.")
+@click.option("--reproduce", default=None, metavar="NAME",
+              help="Build the saved set NAME again and compare it byte for byte; exit 1 "
+              "naming what changed when it differs.")
+@click.pass_context
+def training_set(ctx: click.Context, registry: Path, spine: Path | None, out: Path | None,
+                 features: tuple[str, ...], service: str | None, timestamp: str,
+                 full_names: bool, name: str | None, overwrite: bool,
+                 reproduce: str | None) -> None:
     """Build a point-in-time training set: the spine with feature columns appended."""
-    check_table_path(out)
+    if reproduce is not None:
+        if spine or out or name or features or service:
+            raise click.UsageError("--reproduce takes no --spine, --out, --name, --features "
+                                   "or --service: the saved set's own are used")
+        result = FeatureStore(registry).reproduce_training_set(reproduce)
+        click.echo(result.render())
+        if not result.identical:
+            ctx.exit(EXIT_FAILURE)
+        return
+    if spine is None:
+        raise click.UsageError("Missing option '--spine' (or use --reproduce NAME).")
+    if out is None and name is None:
+        raise click.UsageError("Missing option '--out' (optional only with --name).")
+    if out is not None:
+        check_table_path(out)
     store = FeatureStore(registry)
     references = [ref.strip() for refs in features for ref in refs.split(",") if ref.strip()]
     started = time.perf_counter()
     rows = read_table_file(spine)
-    table = store.get_training_set(rows, features=references or None, service=service,
-                                   timestamp=timestamp, full_names=full_names, output="arrow")
-    write_table_file(table, out)
-    click.echo(f"wrote {table.num_rows:,} rows with {table.num_columns - rows.num_columns} "
-               f"feature columns to {shown(out)} ({time.perf_counter() - started:.1f}s)")
+    if name is not None:
+        saved = store.save_training_set(name, rows, features=references or None,
+                                        service=service, timestamp=timestamp,
+                                        full_names=full_names, overwrite=overwrite)
+        table = saved.table
+        click.echo(saved.render())
+        if out is not None:
+            saved.copy_to(out)
+    else:
+        table = store.get_training_set(rows, features=references or None, service=service,
+                                       timestamp=timestamp, full_names=full_names,
+                                       output="arrow")
+        write_table_file(table, out)
+    if out is not None:
+        click.echo(f"wrote {table.num_rows:,} rows with {table.num_columns - rows.num_columns} "
+                   f"feature columns to {shown(out)} ({time.perf_counter() - started:.1f}s)")
 
 
 @main.command()

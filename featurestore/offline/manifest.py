@@ -102,12 +102,13 @@ def capture_manifest(spec: SourceSpec, policy: str, base_dir: Path | str,
                     "detected: run `featurestore materialize --full` to rebuild from all "
                     "events")
         else:
-            files = tuple(_fingerprint(file) for file in sorted(glob.glob(path)))
+            files = tuple(fingerprint_file(file) for file in sorted(glob.glob(path)))
     segments = tuple(sorted(str(segment) for segment in pushed_segments(spec, base_dir)))
     return SourceManifest(policy, files, segments)
 
 
-def _fingerprint(path: str) -> FileFingerprint:
+def fingerprint_file(path: str) -> FileFingerprint:
+    """A file's size, modification time and (Parquet) row count, as a run sees it."""
     stat = os.stat(path)
     rows = None
     if path.lower().endswith(PARQUET_SUFFIXES):

@@ -70,6 +70,7 @@ from transforms import CompiledGraph, CompiledView
 
 if TYPE_CHECKING:
     from featurestore.context import StoreContext
+    from featurestore.registry.state import AppliedRegistry
 
 STATES_TABLE = "featurestore_states"
 RUNS_TABLE = "featurestore_view_runs"
@@ -148,21 +149,43 @@ def materialize(store: StoreContext, end: object = None, full: bool = False,
             are already updated; the next run loads the online store again).
     """
     end_us = now_micros() if end is None else to_micros(end, "end")
-    applied = store.applied()
-    if applied is None or applied.registry_hash != registry_hash(store.registry_text):
-        raise NotAppliedError("the registry file has changes that are not applied: "
-                              "run `featurestore apply` first")
+    applied = _current_applied(store)
     graph = store.kernels()
     keys = compiled_state_keys(store.registry, graph)
     result = MaterializeResult(end_us=end_us, registry_version=applied.version)
     result.views = store.offline_database().run(
         lambda con: _materialize_offline(con, store, graph, keys, end_us, full, progress))
-    published = PublishedRegistry(
+    published = _publication(applied, graph, keys)
+    result.online_version, result.online_states = load_online(store, published)
+    return result
+
+
+def publication(store: StoreContext) -> PublishedRegistry:
+    """What a materialization publishes beside its states: the applied registry version,
+    the sources' schemas and the views' state keys (for `load_online` on its own).
+
+    Raises:
+        NotAppliedError: the registry file differs from the applied version.
+    """
+    applied = _current_applied(store)
+    graph = store.kernels()
+    return _publication(applied, graph, compiled_state_keys(store.registry, graph))
+
+
+def _current_applied(store: StoreContext) -> AppliedRegistry:
+    applied = store.applied()
+    if applied is None or applied.registry_hash != registry_hash(store.registry_text):
+        raise NotAppliedError("the registry file has changes that are not applied: "
+                              "run `featurestore apply` first")
+    return applied
+
+
+def _publication(applied: AppliedRegistry, graph: CompiledGraph,
+                 keys: dict[str, str]) -> PublishedRegistry:
+    return PublishedRegistry(
         applied.version, applied.registry_hash, applied.registry_text, applied.definition,
         {source: {column: str(kind) for column, kind in columns}
          for source, columns in graph.graph.spec.schemas}, keys)
-    result.online_version, result.online_states = load_online(store, published)
-    return result
 
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
