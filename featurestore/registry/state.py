@@ -233,7 +233,13 @@ class AppliedState:
     def run(self, work: Callable[[duckdb.DuckDBPyConnection], _Result],
             read_only: bool = False) -> _Result:
         """Run `work` on a fresh connection, retrying while the file is locked or a
-        concurrent transaction in this process conflicts."""
+        concurrent transaction in this process conflicts.
+
+        A missing file is created first, atomically: DuckDB would create it on connect,
+        and another process opening it meanwhile would find it half written.
+        """
+        if not read_only:
+            self._create_database()
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
