@@ -48,7 +48,6 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -60,7 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import in_work_folder, peak_mb, progress
+from harness import in_work_folder, peak_mb, progress, source_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY, TS, VALUE = "user_id", "event_ts", "value"
@@ -278,19 +277,6 @@ def child_env(work: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
 
-
-def source_fingerprint() -> str:
-    """A digest of the Python sources under featurestore/ and transforms/ (they may be
-    edited while the benchmark runs)."""
-    digest = hashlib.sha256()
-    for folder in ("featurestore", "transforms"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            digest.update(str(path.relative_to(ROOT)).encode())
-            try:
-                digest.update(path.read_bytes())
-            except OSError:  # removed while listed
-                continue
-    return digest.hexdigest()[:12]
 
 
 def run_child(arguments: Sequence[str], env: dict[str, str]) -> dict[str, Any]:

@@ -53,7 +53,6 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -67,7 +66,7 @@ from pathlib import Path
 from typing import Any
 
 from generated_registries import EVENTS_FILE, FEATURES_PER_VIEW, generated_registry
-from harness import in_work_folder, peak_mb, progress
+from harness import in_work_folder, peak_mb, progress, source_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_REGISTRY = ROOT / "registry.yaml"
@@ -82,7 +81,6 @@ TARGET_EDIT_CPU_S = 2.0
 TARGET_FIRST_TRAINING_WALL_S = 1.0
 
 VARIANTS = ("cold", "engine cache warm")
-SOURCE_FOLDERS = ("featurestore", "transforms")
 # Environment variables that would point a child at other stores or caches.
 CLEARED_ENV = ("FEATURESTORE_CACHE_DIR", "FEATURESTORE_OFFLINE", "FEATURESTORE_ONLINE",
                "FEATURESTORE_REGISTRY", "NUMBA_CACHE_DIR")
@@ -129,19 +127,6 @@ class Run:
     report: dict[str, Any] = field(default_factory=dict)
     sources: tuple[str, str] = ("", "")  # source fingerprints at spawn and at exit
 
-
-def source_fingerprint() -> str:
-    """A digest of the Python sources under featurestore/ and transforms/: the code a run
-    measures (they may be edited while the benchmark runs)."""
-    digest = hashlib.sha256()
-    for folder in SOURCE_FOLDERS:
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            digest.update(str(path.relative_to(ROOT)).encode())
-            try:
-                digest.update(path.read_bytes())
-            except OSError:  # removed while listed
-                continue
-    return digest.hexdigest()[:12]
 
 
 def featurestore_command() -> Path:

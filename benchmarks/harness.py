@@ -8,11 +8,15 @@ can use it.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_FOLDERS = ("featurestore", "transforms")
 
 
 def peak_mb() -> float:
@@ -41,3 +45,18 @@ def in_work_folder(work_dir: Path | None, prefix: str, run: Callable[[Path], Non
         return
     with tempfile.TemporaryDirectory(prefix=prefix) as work:
         run(Path(work))
+
+
+def source_fingerprint() -> str:
+    """A digest of the Python sources under featurestore/ and transforms/: the code a run
+    measures (they may be edited while a benchmark runs; a report whose digests at spawn
+    and at exit differ measured a mix)."""
+    digest = hashlib.sha256()
+    for folder in SOURCE_FOLDERS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode())
+            try:
+                digest.update(path.read_bytes())
+            except OSError:  # removed while listed
+                continue
+    return digest.hexdigest()[:12]

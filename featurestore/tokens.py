@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from featurestore.errors import InputError
-from featurestore.registry.state import AppliedState
+from featurestore.registry.state import AppliedState, table_exists
 from featurestore.registry.suggestions import did_you_mean
 
 SCOPES = ("read", "push")
@@ -264,10 +264,7 @@ def _not_active(name: str, stored: Sequence[Token]) -> str:
 
 
 def _tokens(connection: duckdb.DuckDBPyConnection) -> list[Token]:
-    exists = connection.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TOKENS_TABLE]
-    ).fetchone()
-    if exists is None or exists[0] == 0:
+    if not table_exists(connection, TOKENS_TABLE):
         return []
     rows = connection.execute(f"{_SELECT} ORDER BY created_at, name").fetchall()
     return [Token(token_id, name, tuple(scopes), digest, created.replace(tzinfo=UTC),

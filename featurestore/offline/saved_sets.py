@@ -41,7 +41,7 @@ from featurestore.errors import FeatureStoreError, InputError, NotAppliedError
 from featurestore.offline.set_inputs import capture_inputs, changed_inputs
 from featurestore.offline.spine import to_arrow
 from featurestore.offline.training import build_training_set, plan_training_set
-from featurestore.registry.state import registry_hash
+from featurestore.registry.state import registry_hash, table_exists
 from featurestore.registry.suggestions import did_you_mean
 from featurestore.table_files import table_format, write_table_file
 
@@ -293,9 +293,7 @@ def list_training_sets(store: StoreContext) -> list[SavedSet]:
         return []
 
     def read(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-        present = con.execute("SELECT count(*) FROM information_schema.tables "
-                              "WHERE table_name = ?", [SETS_TABLE]).fetchone()[0]
-        if not present:
+        if not table_exists(con, SETS_TABLE):
             return []
         return con.execute(f"SELECT name, created, rows, registry_version, manifest_path "
                            f"FROM {SETS_TABLE} ORDER BY created, name").fetchall()

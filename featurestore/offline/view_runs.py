@@ -10,6 +10,7 @@ import duckdb
 from featurestore.catalog import Materialization
 from featurestore.context import StoreContext
 from featurestore.offline.materialize import RUNS_TABLE
+from featurestore.registry.state import table_exists
 from featurestore.times import format_micros
 
 
@@ -29,9 +30,7 @@ def last_runs(store: StoreContext, state_keys: Mapping[str, str] | None
         return {}
 
     def read(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-        present = con.execute("SELECT count(*) FROM information_schema.tables "
-                              "WHERE table_name = ?", [RUNS_TABLE]).fetchone()[0]
-        if not present:
+        if not table_exists(con, RUNS_TABLE):
             return []
         return con.execute(f"SELECT view, state_key, end_us, updated_at FROM {RUNS_TABLE}"
                            ).fetchall()

@@ -191,10 +191,7 @@ class AppliedState:
 
     @staticmethod
     def _read_latest(connection: duckdb.DuckDBPyConnection) -> AppliedRegistry | None:
-        exists = connection.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [STATE_TABLE]
-        ).fetchone()
-        if exists is None or exists[0] == 0:
+        if not table_exists(connection, STATE_TABLE):
             return None
         row = connection.execute(_SELECT_LATEST).fetchone()
         if row is None:
@@ -273,6 +270,15 @@ class AppliedState:
             yield connection
         finally:
             connection.close()
+
+
+def table_exists(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the offline file holds table `name` (tables are created by the first
+    write that needs them, so readers ask first)."""
+    found = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchone()
+    return found is not None and found[0] > 0
 
 
 def _is_lock(error: Exception) -> bool:
