@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@test "$$(cat $(VENV)/.pip-status)" = 0 || { tail -20 $(VENV)/pip.log; \
 	  echo "installing featurestore failed: the whole log is in $(VENV)/pip.log"; exit 1; }
 	@echo "[3/3] compiling the shared kernels (once per machine, about a minute)"
-	$(BIN)/python -c "from transforms.engine import warm; warm()"
+	$(BIN)/python -c "from transforms import engine, fitted_kernel; engine.warm(); fitted_kernel.warm()"
 	@touch $(STAMP)
 
 # What the tests need on top: test and lint tools.

@@ -20,9 +20,10 @@ from transforms.expression_types import infer_type
 from transforms.expressions import ExpressionError, FeatureRef, parse_expression, walk
 
 if TYPE_CHECKING:
+    from featurestore.fits.artifacts import FitArtifact
     from featurestore.offline.saved_sets import SavedSet
 
-KINDS = ("entities", "sources", "views", "features", "services", "training-sets")
+KINDS = ("entities", "sources", "views", "features", "services", "training-sets", "fits")
 """What `list` lists: the registry's definitions, and the training sets saved in the
 offline file (`offline.saved_sets`), which are not definitions but are looked up the
 same way."""
@@ -134,14 +135,19 @@ class Catalog:
         types_problem: why the types are unknown.
         runs: the last materialization of each feature view that has one.
         training_sets: the saved training sets, oldest first.
+        fits: the fitted artifacts of services' transforms, newest first.
+        pinned: service → the id of the fit that serves it.
     """
 
     def __init__(self, registry: Registry, types: Mapping[str, Mapping[str, str]] | None,
                  types_problem: str | None = None,
                  runs: Mapping[str, Materialization] | None = None,
-                 training_sets: Sequence[SavedSet] = ()) -> None:
+                 training_sets: Sequence[SavedSet] = (), fits: Sequence[FitArtifact] = (),
+                 pinned: Mapping[str, str] | None = None) -> None:
         self.registry = registry
         self.training_sets = tuple(training_sets)
+        self.fits = tuple(fits)
+        self.pinned = dict(pinned or {})
         self.types = types
         self.types_problem = types_problem
         self.runs = dict(runs or {})
@@ -165,7 +171,7 @@ class Catalog:
                              f"{did_you_mean(kind, KINDS)}")
         rows = {"entities": self._entities, "sources": self._sources, "views": self._views,
                 "features": self._features, "services": self._services,
-                "training-sets": self._training_sets}[kind]()
+                "training-sets": self._training_sets, "fits": self._fits}[kind]()
         return [row for row in rows if matches(row.tags, tags or {})]
 
     def _entities(self) -> list[CatalogEntry]:
@@ -212,6 +218,17 @@ class Catalog:
                              f"created {saved.created:%Y-%m-%d %H:%M:%S} UTC, "
                              f"{saved.manifest_path}")
                 for saved in self.training_sets]
+
+    def _fits(self) -> list[CatalogEntry]:
+        return [CatalogEntry("fit", fit.id,
+                             f"service {fit.service}{self._pinned_mark(fit)}"
+                             f", {fit.rows:,} rows, registry version {fit.registry_version}, "
+                             f"created {fit.created_at:%Y-%m-%d %H:%M:%S} UTC, "
+                             f"{len(fit.statistics)} transforms")
+                for fit in self.fits]
+
+    def _pinned_mark(self, fit: FitArtifact) -> str:
+        return " (pinned: serves it)" if self.pinned.get(fit.service) == fit.id else ""
 
     # -- describe -----------------------------------------------------------------
 
@@ -311,10 +328,16 @@ class Catalog:
 
     def _describe_service(self, name: str) -> Description:
         members = self.registry.service_features(name)
-        fields = (("members", ", ".join(self.registry.services[name])),
-                  ("features", str(len(members))))
+        service = self.registry.services[name]
+        fields = (("members", ", ".join(service.features)),
+                  ("features", str(len(members))),
+                  ("transforms", str(len(service.transforms))),
+                  ("pinned fit", self.pinned.get(name, "none")))
         lineage = tuple(f"{view}:{feature}: {self._type(view, feature)}"
                         for view, feature in members)
+        lineage += tuple(
+            f"{transform.of} -> {output} ({transform.fn}, fitted by `featurestore fit`)"
+            for output, transform in service.transforms.items())
         return Description("service", name, fields, lineage)
 
     def _describe_source(self, name: str) -> Description:

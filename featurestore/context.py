@@ -17,6 +17,7 @@ from pathlib import Path
 from featurestore.compilation import compile_registry, kernel_cache_dir, read_schemas
 from featurestore.credentials import redact_url
 from featurestore.errors import FeatureStoreError
+from featurestore.fits.applying import FitCache
 from featurestore.online import OnlineStore, open_online_store
 from featurestore.registry import Registry
 from featurestore.registry.models import ONLINE_SCHEMES
@@ -57,6 +58,7 @@ class StoreContext:
         self._online_store: OnlineStore | None = None
         self._online_owner = True
         self._lock = threading.Lock()
+        self._fits: FitCache | None = None
 
     def with_registry(self, registry: Registry, registry_text: str,
                       kernels: CompiledGraph) -> StoreContext:
@@ -67,6 +69,7 @@ class StoreContext:
         derived._kernels = kernels
         derived._online_store = self.online_store()
         derived._online_owner = False
+        derived._fits = self.fits()
         derived._lock = threading.Lock()
         return derived
 
@@ -110,6 +113,14 @@ class StoreContext:
         """The offline DuckDB file: `run(work)` gives `work` a connection, retrying while
         another process holds the file's write lock."""
         return self._state
+
+    def fits(self) -> FitCache:
+        """The fitted transforms of the offline file (shared by derived contexts)."""
+        if self._fits is None:
+            with self._lock:
+                if self._fits is None:
+                    self._fits = FitCache(self._state)
+        return self._fits
 
     def applied(self) -> AppliedRegistry | None:
         """The applied version recorded in the offline file, or None."""

@@ -17,6 +17,9 @@ from featurestore import tokens
 from featurestore.catalog import Catalog, CatalogEntry, Description, feature_types
 from featurestore.context import StoreContext
 from featurestore.errors import FeatureStoreError, InputError, RegistryError
+from featurestore.fits.artifacts import FitArtifact, list_fits, pin_fit, pins
+from featurestore.fits.fitting import FitResult, fit_service
+from featurestore.fits.service_transforms import check_transform_types
 from featurestore.offline.materialize import MaterializeResult, Progress, materialize
 from featurestore.offline.push_audit import PushOrigin, PushRecord, read_push_audit
 from featurestore.offline.saved_sets import (
@@ -140,6 +143,8 @@ class FeatureStore:
         """
         self._check_sources()
         self.kernels().compile_missing(progress)
+        check_transform_types(self.registry, self.kernels(), self.registry_text,
+                              str(self.registry_path))
         return self._context.offline_database().apply(self.registry, self.registry_text)
 
     def _check_sources(self) -> None:
@@ -179,6 +184,8 @@ class FeatureStore:
         timestamp: str = "event_ts",
         full_names: bool = False,
         output: Output = "pandas",
+        transformed: bool = False,
+        fit: str | None = None,
     ) -> pd.DataFrame | pa.Table:
         """A point-in-time training set (DESIGN §4, §8): the spine plus feature columns.
 
@@ -198,25 +205,33 @@ class FeatureStore:
             full_names: name feature columns `view__feature`.
             output: "pandas" (nullable dtypes where an integer can be null) or "arrow"
                 (a pyarrow Table, which large results need not pass through pandas).
+            transformed: with `service`, append the service's transformed columns after
+                its features (one-hot: a `name__<value>` column per fitted value),
+                computed with a fit's frozen statistics by the kernel online lookups use.
+            fit: which fit: None (the pinned one), "latest", or an id (or unique prefix).
 
         Raises:
-            InputError: bad arguments; the spine lacks an entity key, the timestamp or a
+            InputError: bad arguments; no such fit (the message names the command that
+                makes one); the spine lacks an entity key, the timestamp or a
                 request field, has nulls in the timestamp, or already has a column named
                 like a feature; two features share a bare name. (A row with a null entity
                 key gets an unseen entity's features, with a FeatureStoreWarning.)
             SourceError: a source cannot be read or does not match the definitions.
         """
         return build_training_set(self._context, spine, features=features, service=service,
-                                  timestamp=timestamp, full_names=full_names, output=output)
+                                  timestamp=timestamp, full_names=full_names, output=output,
+                                  transformed=transformed, fit=fit)
 
     def save_training_set(
         self, name: str, spine: object, features: Sequence[str] | str | None = None,
         service: str | None = None, timestamp: str = "event_ts", full_names: bool = False,
-        overwrite: bool = False,
+        overwrite: bool = False, transformed: bool = False, fit: str | None = None,
     ) -> SaveResult:  # fmt: skip
         """Build a training set (as `get_training_set`) and store it under `name` beside
         the offline file, with its spine and a manifest of what it was built from, so
-        that `reproduce_training_set` can check it later (`offline.saved_sets`).
+        that `reproduce_training_set` can check it later (`offline.saved_sets`). With
+        `transformed` (and `fit`, as for `get_training_set`) the manifest records the id
+        of the fit applied.
 
         Raises:
             NotAppliedError: the registry file is not applied as it is.
@@ -225,7 +240,8 @@ class FeatureStore:
         """
         return save_training_set(self._context, name, spine, features=features,
                                  service=service, timestamp=timestamp,
-                                 full_names=full_names, overwrite=overwrite)
+                                 full_names=full_names, overwrite=overwrite,
+                                 transformed=transformed, fit=fit)
 
     def reproduce_training_set(self, name: str) -> ReproduceResult:
         """Build a saved training set again from its stored spine with the current files
@@ -235,6 +251,48 @@ class FeatureStore:
             InputError: no training set has that name.
         """
         return reproduce_training_set(self._context, name)
+
+    def fit(self, service: str, spine: object, timestamp: str = "event_ts",
+            pin: bool | None = None) -> FitResult:
+        """Fit a service's transforms (its `transforms:` in the registry) on the training
+        set of `spine`, and store the statistics as a fitted artifact in the offline file.
+
+        Every statistic is computed in one pass over the training set; quantiles are
+        exact. The artifact's id hashes its definitions and statistics, so fitting the
+        same definitions on the same data gives the same id.
+
+        Args:
+            service: a service that declares transforms.
+            spine: as for `get_training_set` (entity keys, timestamp, request fields).
+            timestamp: the spine's time column.
+            pin: serve this fit (True), or not (False); None pins it only when the
+                service has no pinned fit yet, so a refit never changes what is served
+                until asked (`pin_fit`).
+
+        Raises:
+            NotAppliedError: the registry file has changes that are not applied.
+            InputError: no transforms, a bad spine, or a numeric transform whose input
+                has no values in the training set.
+        """
+        return fit_service(self._context, service, spine, timestamp, pin)
+
+    def list_fits(self, service: str | None = None) -> list[FitArtifact]:
+        """The fitted artifacts (of one service when given), newest first."""
+        return list_fits(self.offline_database(), service)
+
+    def pinned_fits(self) -> dict[str, str]:
+        """Service → the id of the fit that serves it."""
+        return pins(self.offline_database())
+
+    def pin_fit(self, service: str, fit: str = "latest") -> FitArtifact:
+        """Serve a fit of `service` from now on: an id, a unique prefix, or "latest".
+
+        Raises:
+            InputError: no such fit of the service.
+        """
+        artifact = pin_fit(self.offline_database(), service, fit)
+        self._context.fits().pinned(service, artifact.id)
+        return artifact
 
     def snapshot(
         self,
@@ -273,6 +331,8 @@ class FeatureStore:
         full_names: bool = False,
         output: OnlineOutput = "dict",
         include_metadata: bool = False,
+        transformed: bool = False,
+        fit: str | None = None,
     ) -> dict[str, list] | pd.DataFrame | pa.Table | dict[str, Any]:
         """Feature values for entities at a time, from the online store (DESIGN §8).
 
@@ -293,7 +353,12 @@ class FeatureStore:
                 instead of the columns alone; the metadata holds the lookup time and,
                 per feature view read, each entity's status ("found"/"not_found": had
                 online state or not), its newest event time and the materialization
-                end, plus warnings (see `featurestore.serving.lookup_answer`).
+                end, plus warnings (see `featurestore.serving.lookup_answer`), and with
+                `transformed` the id of the fit applied ("fit").
+            transformed: with `service`, append the service's transformed columns,
+                computed from a fit's frozen statistics by the kernel that transformed
+                training sets use, so both give the same values.
+            fit: which fit: None (the pinned one), "latest", or an id (or unique prefix).
 
         Returns:
             The entity key columns, then one list per feature in request order (None
@@ -311,7 +376,8 @@ class FeatureStore:
         """
         return lookup_features(self._context, features=features, service=service, entities=entities,
                                request=request, at=at, full_names=full_names, output=output,
-                               include_metadata=include_metadata)
+                               include_metadata=include_metadata, transformed=transformed,
+                               fit=fit)
 
     def push(self, source: str, rows: object, *, via: str = "sdk", token: str | None = None,
              client: str | None = None) -> PushResult:
@@ -397,10 +463,12 @@ class FeatureStore:
         except FeatureStoreError as error:
             problem = "; ".join(error.problems) if isinstance(error, RegistryError) else str(error)
             return Catalog(self.registry, None, problem, last_runs(self._context, None),
-                           list_training_sets(self._context))
+                           list_training_sets(self._context), self.list_fits(),
+                           self.pinned_fits())
         keys = compiled_state_keys(self.registry, kernels)
         return Catalog(self.registry, feature_types(kernels), None,
-                       last_runs(self._context, keys), list_training_sets(self._context))
+                       last_runs(self._context, keys), list_training_sets(self._context),
+                       self.list_fits(), self.pinned_fits())
 
     def list(self, kind: str, tags: Mapping[str, str | None] | None = None
              ) -> list[CatalogEntry]:

@@ -95,8 +95,11 @@ def test_describe_views_services_and_mistakes(store: FeatureStore) -> None:
     assert dict(request.fields)["reads features"] == (
         "user_txn:amount_std_30d, user_txn:amount_mean_30d")
     service = store.describe("fraud_v1")
-    assert service.lineage == ("user_txn:amount_sum_7d: float", "user_txn:txn_count_1h: int",
-                               "txn_context:amount_z: float")
+    assert service.lineage[:4] == ("user_txn:amount_sum_7d: float", "user_txn:txn_count_1h: int",
+                                   "txn_context:amount_z: float", "user_txn:last_category: string")
+    assert service.lineage[4] == ("amount_sum_7d -> amount_sum_7d_z (zscore, fitted by "
+                                  "`featurestore fit`)")
+    assert dict(service.fields)["pinned fit"] == "none"
     assert store.describe("user").kind == "entity"
     assert store.describe("transactions").kind == "source"
     with pytest.raises(InputError, match=r"nothing is named 'amount_summ'.*'amount_sum_7d'"):

@@ -126,12 +126,13 @@ def test_demo_runs_the_whole_path_and_applies_once(project: Path) -> None:
     first = run("demo", "--events", "4000", "--users", "50")
     assert first.exit_code == 0, first.output
     lines = first.stdout.splitlines()
-    assert lines[0] == "[1/8] Sample data: data/transactions.parquet"
+    assert lines[0] == "[1/9] Sample data: data/transactions.parquet"
     steps = [line.split("]")[0] + "]" for line in lines if line.startswith("[")]
-    assert steps == [f"[{step}/8]" for step in range(1, 9)]
-    assert "[2/8] Plan for registry.yaml:" in lines
+    assert steps == [f"[{step}/9]" for step in range(1, 10)]
+    assert "[2/9] Plan for registry.yaml:" in lines
     assert "      Applied version 1: 15 added, 0 changed, 0 removed." in lines
-    assert lines[-1].startswith("      online == offline for all ")
+    assert any(line.startswith("      online == offline for all ") for line in lines)
+    assert lines[-1].endswith("of the same user and time: equal, value for value")
     assert pq.read_metadata(project / "data" / "transactions.parquet").num_rows == 4000
     second = run("demo")
     assert second.exit_code == 0, second.output

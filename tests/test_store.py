@@ -78,7 +78,8 @@ def test_plan_apply_and_no_op(project: Path) -> None:
 def test_edits_show_in_a_new_store(project: Path) -> None:
     FeatureStore(project).apply()
     path = project / "registry.yaml"
-    path.write_text(DEMO_TEXT.replace("fraud_v1: [", "fraud_v1: [user_txn:amount_max_1d, "))
+    path.write_text(DEMO_TEXT.replace("features: [user_txn:amount_sum_7d,",
+                                     "features: [user_txn:amount_max_1d, user_txn:amount_sum_7d,"))
     plan = FeatureStore(project).plan()
     assert [(c.kind, c.name) for c in plan.changes] == [(Kind.SERVICE, "fraud_v1")]
     assert FeatureStore(project).apply().version == 2

@@ -18,3 +18,8 @@ class GraphError(Exception):
         self.message = message
         self.column = column
         super().__init__(f"{'.'.join(path)}: {message}")
+
+
+class FitError(Exception):
+    """A transform's statistics cannot be fitted from the data given (a numeric
+    analyzer over a column with no values)."""

@@ -9,6 +9,7 @@ from featurestore.cli import (
     data,
     definitions,
     demo,
+    fits,
     init_project,
     push,
     sample,
@@ -19,6 +20,7 @@ from featurestore.cli.group import main
 from featurestore.cli.serving import describe_server
 
 __all__ = [
-    "audit", "browse", "data", "definitions", "demo", "describe_server", "init_project", "main",
+    "audit", "browse", "data", "definitions", "demo", "describe_server", "fits", "init_project",
+    "main",
     "push", "sample", "serving", "tokens",
 ]

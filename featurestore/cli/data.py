@@ -49,11 +49,16 @@ def materialize(registry: Path, end: str | None, full: bool) -> None:
 @click.option("--reproduce", default=None, metavar="NAME",
               help="Build the saved set NAME again and compare it byte for byte; exit 1 "
               "naming what changed when it differs.")
+@click.option("--transformed", is_flag=True,
+              help="With --service: append its transformed columns, from the pinned fit "
+              "(or --fit).")
+@click.option("--fit", "fit_id", default=None, metavar="FIT",
+              help="With --transformed: a fit id (or unique prefix) or 'latest'.")
 @click.pass_context
 def training_set(ctx: click.Context, registry: Path, spine: Path | None, out: Path | None,
                  features: tuple[str, ...], service: str | None, timestamp: str,
                  full_names: bool, name: str | None, overwrite: bool,
-                 reproduce: str | None) -> None:
+                 reproduce: str | None, transformed: bool, fit_id: str | None) -> None:
     """Build a point-in-time training set: the spine with feature columns appended."""
     if reproduce is not None:
         if spine or out or name or features or service:
@@ -77,7 +82,8 @@ def training_set(ctx: click.Context, registry: Path, spine: Path | None, out: Pa
     if name is not None:
         saved = store.save_training_set(name, rows, features=references or None,
                                         service=service, timestamp=timestamp,
-                                        full_names=full_names, overwrite=overwrite)
+                                        full_names=full_names, overwrite=overwrite,
+                                        transformed=transformed, fit=fit_id)
         table = saved.table
         click.echo(saved.render())
         if out is not None:
@@ -85,7 +91,7 @@ def training_set(ctx: click.Context, registry: Path, spine: Path | None, out: Pa
     else:
         table = store.get_training_set(rows, features=references or None, service=service,
                                        timestamp=timestamp, full_names=full_names,
-                                       output="arrow")
+                                       output="arrow", transformed=transformed, fit=fit_id)
         write_table_file(table, out)
     if out is not None:
         click.echo(f"wrote {table.num_rows:,} rows with {table.num_columns - rows.num_columns} "

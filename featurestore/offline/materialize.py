@@ -57,6 +57,7 @@ from featurestore.offline.manifest import (
     capture_manifest,
     compare_manifests,
 )
+from featurestore.offline.pushed_after_end import FoldedStates, fold_pushed_after_end
 from featurestore.offline.source_cache import SourceCache, source_cache_dir
 from featurestore.offline.sources import count_rows, quote_identifier
 from featurestore.online.entity_keys import decode_entity_key, encode_entity_key
@@ -476,8 +477,11 @@ def load_online(store: StoreContext, published: PublishedRegistry) -> tuple[str,
     def stage(con: duckdb.DuckDBPyConnection) -> int:
         views = [ViewPublication(*row) for row in con.execute(
             f"SELECT view, state_key, end_us, dictionaries FROM {RUNS_TABLE}").fetchall()]
+        # Pushed events at or after a view's end are in no stored state: fold them in,
+        # or publishing would drop them from the online store.
+        folded, views = fold_pushed_after_end(con, store, views, STATES_TABLE, RUNS_TABLE)
         metadata = publication_metadata(published, views)
-        return online.write_version(version, _stored_items(con), metadata)
+        return online.write_version(version, _stored_items(con, folded), metadata)
 
     try:
         count = store.offline_database().run(stage)
@@ -488,7 +492,11 @@ def load_online(store: StoreContext, published: PublishedRegistry) -> tuple[str,
     return version, count
 
 
-def _stored_items(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[str, tuple, bytes]]:
+def _stored_items(con: duckdb.DuckDBPyConnection,
+                  folded: FoldedStates) -> Iterator[tuple[str, tuple, bytes]]:
+    """Every stored state, or its value with pushed events folded in; then the states
+    of entities that only pushed events after the end have."""
+    remaining = dict(folded)
     reader = _batches(con, f"SELECT view, entity, state, newest_us FROM {STATES_TABLE}")
     for batch in reader:
         views = batch.column("view").to_pylist()
@@ -496,4 +504,7 @@ def _stored_items(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[str, tuple, 
         states = batch.column("state").to_pylist()
         newest = batch.column("newest_us").to_pylist()
         for view, entity, state, time in zip(views, entities, states, newest, strict=True):
-            yield view, decode_entity_key(entity), join_value(state, time)
+            value = remaining.pop((view, entity), None) if remaining else None
+            yield view, decode_entity_key(entity), value or join_value(state, time)
+    for (view, entity), value in remaining.items():
+        yield view, decode_entity_key(entity), value

@@ -194,8 +194,12 @@ def save_training_set(
     store: StoreContext, name: str, spine: object,
     features: Sequence[str] | str | None = None, service: str | None = None,
     timestamp: str = "event_ts", full_names: bool = False, overwrite: bool = False,
+    transformed: bool = False, fit: str | None = None,
 ) -> SaveResult:  # fmt: skip
     """Build a training set and store it with its spine and manifest (module docstring).
+
+    A transformed set records the id of the fit it used (never "latest" or the pin,
+    which may move), so that reproducing it applies the same frozen statistics.
 
     Raises:
         NotAppliedError: nothing is applied, or the registry file changed since.
@@ -212,8 +216,13 @@ def save_training_set(
         raise NotAppliedError("saving a training set needs the registry as applied, and the "
                               "registry file has changes that are not applied: run "
                               "`featurestore apply` first")
-    request = {"features": _listed(features), "service": service, "timestamp": timestamp,
-               "full_names": full_names}
+    request: dict[str, Any] = {"features": _listed(features), "service": service,
+                               "timestamp": timestamp, "full_names": full_names}
+    if transformed:
+        if service is None:
+            raise InputError("transformed=True needs 'service': transforms belong to a service")
+        program = store.fits().program(store.registry, store.kernels(), service, fit)
+        request.update(transformed=True, fit=program.artifact.id)
     plan = plan_training_set(store, request["features"], service, full_names)
     sources = [store.registry.feature_views[view].source for view in plan.views]
     # Captured before the build: a file changed while it runs shows as a change later.

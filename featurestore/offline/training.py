@@ -21,6 +21,7 @@ import pyarrow as pa
 from featurestore.compilation import source_spec
 from featurestore.errors import InputError
 from featurestore.feature_columns import request_feature_type
+from featurestore.fits.applying import ServiceProgram
 from featurestore.offline.point_in_time import (
     ViewRequest,
     ViewValues,
@@ -116,8 +117,11 @@ def build_training_set(
     timestamp: str = "event_ts",
     full_names: bool = False,
     output: Output = "pandas",
+    transformed: bool = False,
+    fit: str | None = None,
 ) -> pd.DataFrame | pa.Table:
-    """A point-in-time training set: the spine with feature columns appended.
+    """A point-in-time training set: the spine with feature columns appended (and with
+    `transformed`, the service's transformed columns after them).
 
     See `FeatureStore.get_training_set` for the arguments.
 
@@ -130,13 +134,36 @@ def build_training_set(
     """
     if output not in OUTPUTS:
         raise InputError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    program = _transform_program(store, service, transformed, fit)
     plan = plan_training_set(store, features, service, full_names)
     table = load_spine(spine, plan.keys, timestamp)
     _check_new_columns(table, plan.selection.columns)
     columns = feature_columns(store, plan, table, timestamp)
+    if program is not None:
+        names = program.output_names()
+        _check_new_columns(table, names)
+        clash = set(names) & set(plan.selection.columns)
+        if clash:
+            raise InputError(f"transformed column '{sorted(clash)[0]}' has the name of a "
+                             "feature of the service; rename the transform")
+        columns += program.columns(dict(zip(plan.selection.refs, columns, strict=True)))
     if output == "arrow":
         return arrow_result(table, columns)
     return pandas_result(table, columns)
+
+
+def _transform_program(store: StoreContext, service: str | None, transformed: bool,
+                       fit: str | None) -> ServiceProgram | None:
+    """The fitted transforms a training set appends (None without `transformed`)."""
+    if not transformed:
+        if fit is not None:
+            raise InputError("'fit' applies only with transformed=True")
+        return None
+    if service is None:
+        raise InputError("transformed=True needs 'service': transforms belong to a service")
+    if fit is not None and not isinstance(fit, str):
+        raise InputError(f"'fit' must be a fit id or \"latest\", got {fit!r}")
+    return store.fits().program(store.registry, store.kernels(), service, fit)
 
 
 def feature_columns(

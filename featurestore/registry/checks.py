@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from featurestore.registry.durations import format_duration
 from featurestore.registry.loader import YamlDocument
 from featurestore.registry.models import Feature, FeatureView, Registry, RequestView
-from featurestore.registry.problems import KeyPath, Problem, format_path
+from featurestore.registry.problems import KeyPath, Problem, format_path, service_list_path
 from featurestore.registry.suggestions import did_you_mean
 from transforms.expressions import (
     Column,
@@ -60,14 +60,17 @@ class LocatedProblems:
     problems: list[Problem] = field(default_factory=list)
 
     def at_key(self, path: KeyPath, message: str) -> None:
+        path = service_list_path(path, self.document.data)
         position = self.document.key_position(path)
         self.problems.append(Problem(position.line, position.column, format_path(path), message))
 
     def at_value(self, path: KeyPath, message: str) -> None:
+        path = service_list_path(path, self.document.data)
         position = self.document.value_position(path)
         self.problems.append(Problem(position.line, position.column, format_path(path), message))
 
     def at_text(self, path: KeyPath, offset: int, message: str) -> None:
+        path = service_list_path(path, self.document.data)
         position = self.document.text_position(path, offset)
         self.problems.append(Problem(position.line, position.column, format_path(path), message))
 
@@ -241,15 +244,16 @@ def name_offsets(expression: Expr) -> dict[str | tuple[str, str], int]:
 
 
 def _check_services(registry: Registry, report: LocatedProblems, broken: Broken) -> None:
-    for name, members in registry.services.items():
-        for index, member in enumerate(members):
+    for name, service in registry.services.items():
+        for index, member in enumerate(service.features):
             message = _member_problem(registry, member, broken)
             if message is not None:
-                report.at_value(("services", name, index), message)
+                report.at_value(("services", name, "features", index), message)
     cyclic = _report_cycles(registry, report)
-    for name, members in registry.services.items():
+    for name, service in registry.services.items():
         if name not in cyclic:
-            _check_bare_names(registry, name, members, report)
+            _check_bare_names(registry, name, service.features, report)
+            check_transform_names(registry, name, report)
 
 
 def _member_problem(registry: Registry, member: str, broken: Broken) -> str | None:
@@ -289,7 +293,8 @@ def _report_cycles(registry: Registry, report: LocatedProblems) -> set[str]:
 
 
 def _find_cycle(registry: Registry, name: str, trail: tuple[str, ...]) -> tuple[str, ...] | None:
-    for member in registry.services.get(name, ()):
+    service = registry.services.get(name)
+    for member in service.features if service is not None else ():
         if ":" in member or member not in registry.services:
             continue
         if member == trail[0]:
@@ -319,7 +324,24 @@ def _check_bare_names(
             first = seen.setdefault(reference[1], reference)
             if first != reference:
                 report.at_value(
-                    ("services", name, index),
+                    ("services", name, "features", index),
                     f"feature name '{reference[1]}' is used twice, by '{first[0]}:{first[1]}' "
                     f"and '{reference[0]}:{reference[1]}' (results are named by feature name)",
                 )
+
+
+def check_transform_names(registry: Registry, service: str, report: LocatedProblems) -> None:
+    """Each transform reads a feature of its service and is named unlike its features."""
+    features = registry.service_features(service)
+    names = {feature for _, feature in features}
+    for name, transform in registry.services[service].transforms.items():
+        path = ("services", service, "transforms", name)
+        if name in names:
+            report.at_key(path, f"transform name '{name}' is already the name of a feature of "
+                                f"service '{service}' (results would have two columns so named)")
+        if registry.transform_input(service, transform.of) is None:
+            written = [f"{view}:{feature}" for view, feature in features] + sorted(names)
+            listed = ", ".join(feature for _, feature in features)
+            report.at_value((*path, "of"),
+                            f"'{transform.of}' is not a feature of service '{service}' "
+                            f"(its features: {listed}){did_you_mean(transform.of, written)}")

@@ -29,6 +29,7 @@ from featurestore.errors import SourceError
 from featurestore.registry.durations import DurationSyntaxError, format_duration, parse_duration
 from featurestore.registry.serving_settings import Serving
 from featurestore.registry.suggestions import did_you_mean
+from transforms.fitted_functions import FUNCTIONS, IMPUTE_STRATEGIES
 from transforms.spec import (
     AGGREGATIONS,
     ColumnType,
@@ -386,8 +387,136 @@ class RequestView(Definition):
     features: Annotated[dict[Name, str], _at_least_one("feature")]
 
 
-Service = Annotated[tuple[ServiceMember, ...], _at_least_one("feature")]
-"""A service: `view:feature` references and names of other services, in order."""
+def _check_function(value: str) -> str:
+    if value not in FUNCTIONS:
+        raise PydanticCustomError(
+            "transform_fn", "unknown transform function '{fn}': expected one of {choices}{hint}",
+            {"fn": value, "choices": ", ".join(FUNCTIONS), "hint": did_you_mean(value, FUNCTIONS)},
+        )
+    return value
+
+
+def _check_strategy(value: str) -> str:
+    if value not in IMPUTE_STRATEGIES:
+        raise PydanticCustomError(
+            "impute_strategy", "unknown strategy '{value}': expected one of {choices}{hint}",
+            {"value": value, "choices": ", ".join(IMPUTE_STRATEGIES),
+             "hint": did_you_mean(value, IMPUTE_STRATEGIES)},
+        )
+    return value
+
+
+def _at_least(minimum: int) -> AfterValidator:
+    def check(value: int) -> int:
+        if value < minimum:
+            raise PydanticCustomError("too_small", "must be at least {minimum}, got {value}",
+                                      {"minimum": minimum, "value": value})
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_quantiles(value: tuple[float, float]) -> tuple[float, float]:
+    low, high = value
+    if not 0.0 <= low < high <= 1.0:
+        raise PydanticCustomError(
+            "quantiles",
+            "expected [lower, upper] with 0 <= lower < upper <= 1, got [{low}, {high}]",
+            {"low": low, "high": high},
+        )
+    return value
+
+
+class Transform(Definition):
+    """A full-pass transform of one of its service's features (`transforms.fitted_functions`).
+
+    Attributes:
+        fn: the function (zscore, min_max, robust_scale, quantile_bucket, clip_quantiles,
+            impute, vocabulary, one_hot, hash_bucket, log1p).
+        of: the feature it reads: its bare name in the service, or `view:feature`.
+        buckets: quantile_bucket (at least 2) and hash_bucket (at least 1).
+        quantiles: clip_quantiles' [lower, upper] levels (default [0.01, 0.99]).
+        strategy: impute's mean, median, most_frequent or constant.
+        value: impute's constant.
+        top_k: vocabulary (default all) and one_hot (default 10): keep the most frequent.
+        min_count: vocabulary and one_hot: keep values seen at least this often (default 1).
+        oov_buckets: vocabulary: buckets for unseen values (default 1; 0 makes them null).
+        description: free text.
+    """
+
+    fn: Annotated[str, AfterValidator(_check_function)]
+    of: ServiceMember
+    buckets: Annotated[int, _at_least(1)] | None = None
+    quantiles: Annotated[tuple[float, float], AfterValidator(_check_quantiles)] | None = None
+    strategy: Annotated[str, AfterValidator(_check_strategy)] | None = None
+    value: bool | int | float | str | None = None
+    top_k: Annotated[int, _at_least(1)] | None = None
+    min_count: Annotated[int, _at_least(1)] | None = None
+    oov_buckets: Annotated[int, _at_least(0)] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _check_parameters(self) -> Transform:
+        function = FUNCTIONS[self.fn]
+        given = [name for name in self.parameters() if getattr(self, name) is not None]
+        for name in given:
+            if name not in function.parameters:
+                takes = ", ".join(function.parameters) or "no parameters"
+                raise PydanticCustomError(
+                    "transform_parameter", "'{name}' does not apply to {fn} (it takes {takes})",
+                    {"name": name, "fn": self.fn, "takes": takes})
+        for name in function.required:
+            if getattr(self, name) is None:
+                raise PydanticCustomError("transform_parameter", "{fn} needs '{name}'",
+                                          {"fn": self.fn, "name": name})
+        if self.fn == "quantile_bucket" and self.buckets is not None and self.buckets < 2:
+            raise PydanticCustomError("transform_parameter",
+                                      "quantile_bucket needs at least 2 buckets, got {buckets}",
+                                      {"buckets": self.buckets})
+        if (self.strategy == "constant") != (self.value is not None):
+            message = ("impute with strategy 'constant' needs 'value'"
+                       if self.value is None else "'value' applies only to strategy 'constant'")
+            raise PydanticCustomError("transform_parameter", message)
+        return self
+
+    @staticmethod
+    def parameters() -> tuple[str, ...]:
+        """The keys besides `fn`, `of` and `description`."""
+        return ("buckets", "quantiles", "strategy", "value", "top_k", "min_count", "oov_buckets")
+
+    def __str__(self) -> str:
+        parameters = "".join(f", {k}={v}" for k, v in self.given_parameters().items())
+        return f"{self.fn}({self.of}{parameters})"
+
+    def given_parameters(self) -> dict[str, object]:
+        """The parameters written in the registry."""
+        return {name: getattr(self, name) for name in self.parameters()
+                if getattr(self, name) is not None}
+
+
+def _service_form(value: object) -> object:
+    # The list form `[view:feature, ...]` is the mapping form with features only.
+    if isinstance(value, list | tuple):
+        return {"features": value}
+    return value
+
+
+class Service(Definition):
+    """A named set of features, and the full-pass transforms fitted over them.
+
+    Written as a list of members, or as a mapping with `features` (that list) and
+    `transforms`.
+
+    Attributes:
+        features: `view:feature` references and names of other services, in order.
+        transforms: output name → transform, in file order.
+    """
+
+    features: Annotated[tuple[ServiceMember, ...], _at_least_one("feature")]
+    transforms: dict[Name, Transform] = {}
+
+
+ServiceDefinition = Annotated[Service, BeforeValidator(_service_form)]
 
 
 class Registry(Definition):
@@ -400,7 +529,7 @@ class Registry(Definition):
     sources: dict[Name, Source] = {}
     feature_views: dict[Name, FeatureView] = {}
     request_views: dict[Name, RequestView] = {}
-    services: dict[Name, Service] = {}
+    services: dict[Name, ServiceDefinition] = {}
     serving: Serving = Serving()
 
     def effective_hop(self, view: str, feature: str) -> int | None:
@@ -427,10 +556,20 @@ class Registry(Definition):
         self._expand_service(service, found, (service,))
         return tuple(found)
 
+    def transform_input(self, service: str, of: str) -> tuple[str, str] | None:
+        """The (view, feature) a transform's `of` names among its service's features:
+        `view:feature`, or a bare feature name; None when it names none of them."""
+        features = self.service_features(service)
+        if ":" in of:
+            view, feature = of.split(":", 1)
+            return (view, feature) if (view, feature) in features else None
+        found = [ref for ref in features if ref[1] == of]
+        return found[0] if len(found) == 1 else None
+
     def _expand_service(
         self, service: str, found: dict[tuple[str, str], None], trail: tuple[str, ...]
     ) -> None:
-        for member in self.services[service]:
+        for member in self.services[service].features:
             if ":" in member:
                 view, feature = member.split(":", 1)
                 found.setdefault((view, feature), None)

@@ -192,7 +192,8 @@ def compute_plan(
             if name in base.feature_views and name not in offline_stale
         ]
     changes += _diff_request_views(base.request_views, current.request_views)
-    changes += _diff_simple(Kind.SERVICE, base.services, current.services, None)
+    changes += _diff_simple(Kind.SERVICE, base.services, current.services,
+                            ("features", "transforms"))
     return Plan(tuple(changes), applied_version, text_changed, _stale_views(changes),
                 offline_stale)
 
@@ -221,6 +222,8 @@ def _show(value: object) -> str:
         return "(none)"
     if isinstance(value, tuple):
         return "[" + ", ".join(str(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {item}" for key, item in value.items()) + "}"
     return str(value)
 
 

@@ -8,6 +8,16 @@ KeyPath = tuple[str | int, ...]
 """Where a value sits in the document: mapping keys and list indexes from the root."""
 
 
+def service_list_path(loc: KeyPath, data: object) -> KeyPath:
+    """`loc` as it sits in the file: a service written as a list has no `features` key
+    (its members are at `services.NAME[i]`, not `services.NAME.features[i]`)."""
+    if len(loc) >= 3 and loc[0] == "services" and loc[2] == "features":
+        services = data.get("services") if isinstance(data, dict) else None
+        if isinstance(services, dict) and isinstance(services.get(loc[1]), list):
+            return (*loc[:2], *loc[3:])
+    return loc
+
+
 def format_path(path: KeyPath) -> str:
     """Spell a key path the way the error messages do: `services.fraud_v1[2]`."""
     text = ""

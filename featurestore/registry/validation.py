@@ -23,7 +23,7 @@ from featurestore.errors import RegistryError
 from featurestore.registry.checks import Broken, run_checks
 from featurestore.registry.loader import YamlDocument, load_yaml
 from featurestore.registry.models import Registry, describe_value
-from featurestore.registry.problems import KeyPath, Problem, format_path
+from featurestore.registry.problems import KeyPath, Problem, format_path, service_list_path
 from featurestore.registry.suggestions import closest_name, did_you_mean
 
 REGISTRY_FILE_NAME = "registry.yaml"
@@ -167,12 +167,12 @@ def _set_aside(
 
 def _set_aside_member(pruned: dict[str, Any], loc: tuple[str, ...], broken: Broken) -> bool:
     """Remove one feature or request field of a view; False if `loc` is not inside one."""
-    if len(loc) < 4 or loc[0] not in ("feature_views", "request_views"):
+    if len(loc) < 4 or loc[0] not in ("feature_views", "request_views", "services"):
         return False
     if loc[-1] == "[key]":
         # An invalid name may be the name other definitions use: hide the whole view.
         return False
-    if loc[2] not in ("features", "request"):
+    if loc[2] not in (("transforms",) if loc[0] == "services" else ("features", "request")):
         return False
     section = pruned.get(loc[0])
     view = section.get(loc[1]) if isinstance(section, dict) else None
@@ -187,7 +187,7 @@ def _set_aside_member(pruned: dict[str, Any], loc: tuple[str, ...], broken: Brok
 
 def _translate(detail: ErrorDetails, document: YamlDocument) -> Problem:
     """Turn one pydantic error into a located problem in the registry's own words."""
-    loc: KeyPath = tuple(detail["loc"])
+    loc: KeyPath = service_list_path(tuple(detail["loc"]), document.data)
     kind = detail["type"]
     if loc and loc[-1] == "[key]":
         path, position, message = loc[:-1], document.key_position(loc[:-1]), detail["msg"]

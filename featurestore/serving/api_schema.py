@@ -36,6 +36,10 @@ class LookupBody(BaseModel):
     include_metadata: bool = Field(
         False, description="also answer `metadata`: per feature view and entity whether "
         "it had online state and its newest event, and the materialization ends")
+    transformed: bool = Field(
+        False, description="with `service`: also answer its transformed columns, from the "
+        "pinned fit (or `fit`); the answer's `fit` names the fitted artifact")
+    fit: str | None = Field(None, description="with `transformed`: a fit id or \"latest\"")
 
 
 class ViewMetadata(BaseModel):
@@ -70,6 +74,7 @@ class LookupAnswer(BaseModel):
     """
 
     features: dict[str, list[Any]]
+    fit: str | None = Field(None, description="with transformed: the fitted artifact's id")
     metadata: LookupMetadata | None = Field(None, description="with include_metadata")
     warnings: list[str] | None = Field(None, description="present when not empty")
 

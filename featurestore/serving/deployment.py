@@ -142,7 +142,8 @@ class Deployment:
     def answer(self, **arguments: Any) -> LookupAnswer:
         """`OnlineLookup.answer` (values, warnings, metadata) with the served registry."""
         return self._with_current(
-            lambda served: served.engine.answer(served.context.online_store(), **arguments))
+            lambda served: served.engine.answer(served.context.online_store(),
+                                                fits=served.context.fits(), **arguments))
 
     def push(self, source: str, rows: object, origin: PushOrigin | None = None) -> PushResult:
         """`push` with the served registry (`origin` for its audit record)."""

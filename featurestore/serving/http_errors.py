@@ -7,6 +7,9 @@ and that answer is the same JSON shape without a stack trace (the trace goes to 
 
     400  every `RequestError` code but the four below (see `serving.errors`)
     408  body_timeout (the body did not arrive within `serving.body_timeout`)
+    404  unknown_fit (a transformed lookup names a fit the service does not have)
+    409  not_fitted, fit_mismatch (a transformed lookup of a service with no fit, or
+         with a fit made for other definitions: the message names `featurestore fit`)
     413  body_too_large, too_many_entities, too_many_rows
     404  not_found (unknown path)       405  method_not_allowed
     503  online_store_unavailable, not_materialized, registry_mismatch, storage_unavailable
@@ -37,6 +40,9 @@ _STATUS_BY_CODE = {
     "too_many_rows": 413,
     "body_too_large": 413,
     "body_timeout": 408,
+    "not_fitted": 409,
+    "fit_mismatch": 409,
+    "unknown_fit": 404,
 }
 # Answered before the body was read whole: the connection is closed rather than kept,
 # so the server neither reads nor waits for the rest.

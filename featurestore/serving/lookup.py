@@ -29,6 +29,8 @@ import pyarrow as pa
 
 from featurestore.errors import FeatureStoreWarning, InputError
 from featurestore.feature_columns import request_feature_type
+from featurestore.fits.applying import FitCache, FitMismatchError, ServiceProgram
+from featurestore.fits.artifacts import NotFittedError, UnknownFitError
 from featurestore.offline.training_output import NEVER_NULL_AGGREGATIONS, FeatureColumn
 from featurestore.online import OnlineStore, ReadResult
 from featurestore.online.published import (
@@ -101,6 +103,7 @@ class LookupPlan:
         outputs: the feature columns, in request order.
         windows: feature view → the longest window of the features computed from it
             (views computing only lifetime features are absent).
+        refs: the (view, feature) of each output, in order.
     """
 
     key_types: dict[str, ColumnType]
@@ -110,6 +113,7 @@ class LookupPlan:
     metadata_names: tuple[str, ...]
     outputs: tuple[_Output, ...]
     windows: dict[str, int] = field(default_factory=dict)
+    refs: tuple[tuple[str, str], ...] = ()
 
 
 class OnlineLookup:
@@ -190,11 +194,16 @@ class OnlineLookup:
         full_names: bool = False,
         output: OnlineOutput = "dict",
         include_metadata: bool = False,
+        transformed: bool = False,
+        fit: str | None = None,
+        fits: FitCache | None = None,
     ) -> LookupAnswer:
         """Feature values in the shape `output` asks for, with warnings and (when
-        `include_metadata`) the metadata of `lookup_answer`."""
+        `include_metadata`) the metadata of `lookup_answer`; with `transformed`, the
+        service's transformed columns too, from the fit `fits` finds."""
         check_output(output)
         plan = self.plan(features, service, full_names)
+        program = self._program(service, transformed, fit, fits)
         keys, rows = entity_columns(entities if entities is not None else {}, plan.key_types,
                                     self._entity_keys)
         fields, field_rows = request_columns(request, plan.field_types,
@@ -207,14 +216,53 @@ class OnlineLookup:
                 fields, dependencies, rows if field_rows is None else field_rows)
         stale = stale_warnings(reads, plan.windows, at_us, at is not None)
         metadata = lookup_metadata(reads, at_us, stale) if include_metadata else None
+        extra: list[FeatureColumn] = []
+        if program is not None:
+            # The same function as a transformed training set, on the same columns.
+            extra = program.columns(dict(zip(plan.refs, self._typed_columns(plan, values),
+                                             strict=True)))
+            if metadata is not None:
+                metadata["fit"] = program.artifact.id
         if output == "dict":
             result: dict[str, list] | pd.DataFrame | pa.Table = self._python_columns(
                 plan, keys, values)
+            for column in extra:
+                result[column.name] = python_values(column.values.tolist(), column.kind,
+                                                    column.dictionary)
         else:
             count = rows if field_rows is None else field_rows
-            result = typed_table(keys, plan.key_types, self._typed_columns(plan, values),
-                                 count, output)
-        return LookupAnswer(result, stale, metadata)
+            result = typed_table(keys, plan.key_types,
+                                 [*self._typed_columns(plan, values), *extra], count, output)
+        return LookupAnswer(result, stale, metadata,
+                            None if program is None else program.artifact.id)
+
+    def _program(self, service: object, transformed: object, fit: object,
+                 fits: FitCache | None) -> ServiceProgram | None:
+        """The fitted transforms a transformed lookup applies (None: not transformed)."""
+        if not isinstance(transformed, bool):
+            raise RequestError("invalid_body", "'transformed' must be true or false")
+        if fit is not None and not isinstance(fit, str):
+            raise RequestError("invalid_fit", "'fit' must be a fit id or \"latest\"")
+        if not transformed:
+            if fit is not None:
+                raise RequestError("invalid_features", "'fit' applies only with "
+                                                       "'transformed': true")
+            return None
+        if not isinstance(service, str):
+            raise RequestError("invalid_features", "'transformed' needs 'service': "
+                                                   "transforms belong to a service")
+        if fits is None:
+            raise RequestError("not_fitted", "this lookup engine has no fitted transforms")
+        try:
+            return fits.program(self.registry, self.kernels, service, fit)
+        except NotFittedError as error:
+            raise RequestError("not_fitted", str(error)) from None
+        except UnknownFitError as error:
+            raise RequestError("unknown_fit", str(error)) from None
+        except FitMismatchError as error:
+            raise RequestError("fit_mismatch", str(error)) from None
+        except InputError as error:  # a service without transforms
+            raise RequestError("not_fitted", str(error)) from None
 
     def _python_columns(self, plan: LookupPlan, keys: dict[str, list],
                         values: dict[str, np.ndarray]) -> dict[str, list]:
@@ -328,7 +376,8 @@ class OnlineLookup:
                                in kernels.request_views[name].request_fields
                                if field in inputs.fields)
         return LookupPlan(key_types, tuple(reads), request_views, field_types,
-                          tuple(metadata), outputs, self._windows(selection, request_views))
+                          tuple(metadata), outputs, self._windows(selection, request_views),
+                          selection.refs)
 
     def _windows(self, selection: FeatureSelection,
                  request_views: Mapping[str, RequestInputs]) -> dict[str, int]:
@@ -367,6 +416,8 @@ def get_online_features(
     full_names: bool = False,
     output: OnlineOutput = "dict",
     include_metadata: bool = False,
+    transformed: bool = False,
+    fit: str | None = None,
 ) -> dict[str, list] | pd.DataFrame | pa.Table | dict[str, Any]:
     """Feature values for entities at a time, from the online store (DESIGN §8).
 
@@ -383,7 +434,11 @@ def get_online_features(
             typed as training sets are.
         include_metadata: return `{"features": <output>, "metadata": {...}}` with
             the metadata of `lookup_answer` (per view and entity "found"/"not_found" and
-            the newest event, the materialization ends, warnings).
+            the newest event, the materialization ends, warnings; and "fit", the fitted
+            artifact's id, when transformed).
+        transformed: with `service`, append its transformed columns (see
+            `FeatureStore.get_training_set`).
+        fit: which fit: None (the pinned one), "latest", or an id.
 
     Returns:
         The entity key columns, then one column per feature in request order; nulls are
@@ -402,7 +457,8 @@ def get_online_features(
     answer = lookup_engine(store).answer(
         store.online_store(), features=features, service=service, entities=entities,
         request=request, at=at, full_names=full_names, output=output,
-        include_metadata=include_metadata,
+        include_metadata=include_metadata, transformed=transformed, fit=fit,
+        fits=store.fits(),
     )
     for text in answer.warnings:
         warnings.warn(text, FeatureStoreWarning, stacklevel=3)

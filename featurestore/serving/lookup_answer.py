@@ -78,11 +78,13 @@ class LookupAnswer:
         features: the columns, as `output` asked (dict of lists, DataFrame or Table).
         warnings: why the values are likely not what was meant (empty when none).
         metadata: the metadata (see the module docstring) when it was asked for.
+        fit: the id of the fitted artifact of a transformed lookup (None otherwise).
     """
 
     features: dict[str, list] | pd.DataFrame | pa.Table
     warnings: list[str] = field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    fit: str | None = None
 
 
 def stale_warnings(views: Sequence[ViewStates], windows: Mapping[str, int],

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,10 +40,9 @@ from featurestore.errors import (
     RegistryMismatchError,
 )
 from featurestore.offline import append_segment, validate_rows
-from featurestore.offline.dictionaries import encode_strings
 from featurestore.offline.push_audit import PushOrigin, audit_metadata
-from featurestore.offline.timestamps import epoch_micros
 from featurestore.online import OnlineStore
+from featurestore.online.event_folding import ViewBatch, kernel_columns, prepare_batch
 from featurestore.online.published import (
     STATE_FORMAT,
     check_view,
@@ -91,17 +89,6 @@ class PushResult:
     segment: Path | None
     online: bool
     entities: int
-
-
-@dataclass(frozen=True)
-class _ViewBatch:
-    """Rows of one batch prepared for one view: sorted by (entity, time)."""
-
-    view: CompiledView
-    keys: list[tuple]  # the distinct entity keys; entity id i is keys[i]
-    entity: np.ndarray  # int64 entity id per row, ascending
-    ts: np.ndarray  # int64 microseconds per row
-    table: pa.Table  # the rows in the same order
 
 
 def push(store: StoreContext, source: str, rows: object,
@@ -220,8 +207,9 @@ def _fold_into_states(
     for start in range(0, table.num_rows, ROWS_PER_UPDATE):
         chunk = table.slice(start, ROWS_PER_UPDATE)
         batches = [
-            _prepare(view, registry.entities[registry.feature_views[view.name].entity].keys,
-                     timestamp, chunk)
+            prepare_batch(view,
+                          registry.entities[registry.feature_views[view.name].entity].keys,
+                          timestamp, chunk)
             for view in views
         ]
         requests = [(batch.view.name, key) for batch in batches for key in batch.keys]
@@ -229,7 +217,7 @@ def _fold_into_states(
         def fold(
             states: list[bytes | None],
             stored: dict[str, bytes | None],
-            batches: list[_ViewBatch] = batches,
+            batches: list[ViewBatch] = batches,
         ) -> tuple[list[bytes | None], dict[str, bytes]]:
             return _fold(states, stored, batches, schema, expected)
 
@@ -239,28 +227,10 @@ def _fold_into_states(
     return updated
 
 
-def _prepare(view: CompiledView, keys: Sequence[str], timestamp: str,
-             chunk: pa.Table) -> _ViewBatch:
-    """Dense entity ids for the view's keys, and the rows sorted by (entity, time, values)."""
-    columns = [chunk.column(key).to_pylist() for key in keys]
-    tuples = list(zip(*columns, strict=True))
-    ids: dict[tuple, int] = {}
-    entity = np.fromiter((ids.setdefault(key, len(ids)) for key in tuples), np.int64,
-                         len(tuples))
-    ts = epoch_micros(chunk.column(timestamp))
-    # Ties on (entity, time) are ordered by the numeric values, NaN last, like the
-    # offline reader orders them, so the fold order matches a materialization's.
-    numeric = [_floats(chunk.column(name)) for name in view.input_columns
-               if name not in view.string_columns]
-    order = np.lexsort([*reversed(numeric), ts, entity])
-    return _ViewBatch(view, list(ids), np.ascontiguousarray(entity[order]),
-                      np.array(ts[order], dtype=np.int64), chunk.take(pa.array(order)))
-
-
 def _fold(
     states: list[bytes | None],
     stored: dict[str, bytes | None],
-    batches: Sequence[_ViewBatch],
+    batches: Sequence[ViewBatch],
     schema: dict[str, ColumnType],
     expected: Mapping[str, str],
 ) -> tuple[list[bytes | None], dict[str, bytes]]:
@@ -282,7 +252,7 @@ def _fold(
         blob = stored[dictionary_name(view.name)]
         dictionaries: dict[str, list[str]] = orjson.loads(blob) if blob else {}
         sizes = {name: len(dictionaries.setdefault(name, [])) for name in view.string_columns}
-        columns = _kernel_columns(view, batch.table, schema, dictionaries)
+        columns = kernel_columns(view, batch.table, schema, dictionaries)
         result = view.update_states(old, batch.entity, batch.ts, columns, dictionaries,
                                     ends[view.name])
         blobs: list[bytes | None] = [None] * len(batch.keys)
@@ -295,27 +265,3 @@ def _fold(
         if any(len(dictionaries[name]) != size for name, size in sizes.items()):
             new_metadata[dictionary_name(view.name)] = orjson.dumps(dictionaries)
     return new_states, new_metadata
-
-
-def _kernel_columns(view: CompiledView, table: pa.Table, schema: dict[str, ColumnType],
-                    dictionaries: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """The view's input columns as kernels read them (float64, NaN for null, codes)."""
-    columns: dict[str, np.ndarray] = {}
-    for name in view.input_columns:
-        values = table.column(name)
-        if schema[name] is ColumnType.STRING:
-            columns[name] = encode_strings(values, dictionaries[name], extend=True)
-        elif schema[name] is ColumnType.TIMESTAMP:
-            columns[name] = _floats(values.cast(pa.int64()))
-        else:
-            columns[name] = _floats(values)
-    return columns
-
-
-def _floats(values: pa.ChunkedArray) -> np.ndarray:
-    """A column as float64, NaN for null; timestamps as microseconds, as offline."""
-    if pa.types.is_timestamp(values.type):
-        values = values.cast(pa.int64())
-    if pa.types.is_boolean(values.type):
-        values = values.cast(pa.float64())
-    return np.array(values.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)

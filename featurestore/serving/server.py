@@ -85,6 +85,8 @@ _LOOKUP_MEMBERS: dict[str, tuple[type, ...]] = {
     "at": (str, int, _NONE),
     "full_names": (bool,),
     "include_metadata": (bool,),
+    "transformed": (bool,),
+    "fit": (str, _NONE),
 }
 _PUSH_MEMBERS: dict[str, tuple[type, ...]] = {"source": (str,), "rows": (list, dict)}
 _JSON = "application/json"
@@ -157,6 +159,8 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
                                             serving.body_timeout), _LOOKUP_MEMBERS)
         answer = deployment.answer(**body)
         payload: dict[str, object] = {"features": answer.features}
+        if answer.fit is not None:
+            payload["fit"] = answer.fit
         if answer.metadata is not None:
             payload["metadata"] = answer.metadata
         if answer.warnings:  # even without metadata: values are likely not what was meant

@@ -61,7 +61,7 @@ def test_describe_text_json_and_unknown_names(project: Path) -> None:
     as_json = json.loads(run("describe", "fraud_v1", "--registry", str(project),
                              "--json").stdout)
     assert as_json["kind"] == "service"
-    assert as_json["fields"]["features"] == "3"
+    assert as_json["fields"]["features"] == "4"
     unknown = run("describe", "amount_sum", "--registry", str(project))
     assert unknown.exit_code == 1
     assert unknown.stderr == ("error: nothing is named 'amount_sum' in the registry "

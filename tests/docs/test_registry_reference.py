@@ -59,6 +59,8 @@ from featurestore.registry.loader import load_yaml
 from featurestore.registry.models import REQUEST_TYPES
 from tests.projects import REPO, write_demo_project
 from transforms.expressions import FUNCTIONS
+from transforms.fitted_functions import FUNCTIONS as TRANSFORM_FUNCTIONS
+from transforms.fitted_functions import IMPUTE_STRATEGIES
 from transforms.spec import AGGREGATIONS
 
 REFERENCE = REPO / "docs" / "registry.md"
@@ -109,6 +111,7 @@ feature_views:
       amount_mean_30d: {agg: mean, expr: amount, window: 30d}
       amount_std_30d:  {agg: std, expr: amount, window: 30d}
       amount_max_1d:   {agg: max, expr: amount, window: 1d}
+      last_category:   {agg: last, expr: merchant_category, window: 90d}
 request_views:
   txn_context:
     request:
@@ -219,6 +222,10 @@ def test_the_model_walk_finds_nested_keys() -> None:
 
 def test_every_aggregation_is_documented() -> None:
     assert _undocumented(AGGREGATIONS) == []
+
+
+def test_every_transform_function_and_strategy_is_documented() -> None:
+    assert _undocumented([*TRANSFORM_FUNCTIONS, *IMPUTE_STRATEGIES]) == []
 
 
 def test_every_expression_function_is_documented() -> None:

@@ -80,7 +80,8 @@ def test_save_then_reproduce_is_byte_for_byte_identical(project: Path) -> None:
 
     manifest = orjson.loads((folder / "manifest.json").read_bytes())
     assert manifest["features"] == [
-        "user_txn:amount_sum_7d", "user_txn:txn_count_1h", "txn_context:amount_z"]
+        "user_txn:amount_sum_7d", "user_txn:txn_count_1h", "txn_context:amount_z",
+        "user_txn:last_category"]
     assert manifest["output"]["sha256"] == saved.sha256
     assert manifest["spine"]["sha256"] == hashlib.sha256(
         (folder / "spine.parquet").read_bytes()).hexdigest()

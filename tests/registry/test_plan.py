@@ -148,19 +148,21 @@ def test_a_store_change_shows_no_password(demo: Registry) -> None:
 def test_request_views_and_services_are_never_stale(demo: Registry) -> None:
     new_text = DEMO_TEXT.replace(
         'log_amount_now: "log1p(amount_now)"', 'log_amount_now: "log(amount_now)"'
-    ).replace(", txn_context:amount_z]", "]\n  fraud_v2: [txn_context:amount_z]")
+    ).replace("user_txn:txn_count_1h, txn_context:amount_z,", "txn_context:amount_z,"
+    ).replace("services:\n", "services:\n  fraud_v2: [txn_context:amount_z]\n")
     new = parse_registry(new_text)
     plan = compute_plan(demo, new)
     assert summary(plan.changes) == [
         ("request view", "txn_context", "change", False),
         ("request feature", "txn_context:log_amount_now", "change", False),
-        ("service", "fraud_v1", "change", False),
         ("service", "fraud_v2", "add", False),
+        ("service", "fraud_v1", "change", False),
     ]
     assert plan.changes[1].details == ("log1p(amount_now) → log(amount_now)",)
-    assert plan.changes[2].details == (
-        "[user_txn:amount_sum_7d, user_txn:txn_count_1h, txn_context:amount_z] → "
-        "[user_txn:amount_sum_7d, user_txn:txn_count_1h]",
+    assert plan.changes[3].details == (
+        "features [user_txn:amount_sum_7d, user_txn:txn_count_1h, txn_context:amount_z, "
+        "user_txn:last_category] → "
+        "[user_txn:amount_sum_7d, txn_context:amount_z, user_txn:last_category]",
     )
     assert not plan.stale_views
 

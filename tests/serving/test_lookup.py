@@ -69,7 +69,7 @@ def test_full_names_and_services(shared_store: FeatureStore) -> None:
         service="fraud_v1", entities={"user_id": [1]}, request={"amount_now": [5.0]},
         at=DEMO_END, full_names=True)
     assert list(out) == ["user_id", "user_txn__amount_sum_7d", "user_txn__txn_count_1h",
-                         "txn_context__amount_z"]
+                         "txn_context__amount_z", "user_txn__last_category"]
     bare = shared_store.get_online_features(
         service="fraud_v1", entities={"user_id": [1]}, request={"amount_now": [5.0]},
         at=DEMO_END)

@@ -260,7 +260,7 @@ def test_the_openapi_document_describes_the_metadata(client: TestClient) -> None
     body = document["paths"]["/online-features"]["post"]["requestBody"]
     assert "include_metadata" in body["content"]["application/json"]["schema"]["properties"]
     answer = schemas["LookupAnswer"]["properties"]
-    assert set(answer) == {"features", "metadata", "warnings"}
+    assert set(answer) == {"features", "fit", "metadata", "warnings"}
     assert set(schemas["LookupMetadata"]["properties"]) == {"at", "views", "warnings"}
     assert set(schemas["ViewMetadata"]["properties"]) == {"status", "newest_event",
                                                           "materialized_until"}

@@ -71,6 +71,28 @@ def test_pushed_state_equals_the_training_set_over_all_events(demo_store: Featur
             (column, online[column], values)
 
 
+def test_pushes_after_the_end_survive_a_new_materialization(demo_store: FeatureStore) -> None:
+    # A push folds its events into the online states; a materialization with an end before
+    # them publishes states without them, unless it folds them in again.
+    demo_store.push("transactions", [event(1, 1, 700.0, "spaceflight"), event(2, 2, 3.0),
+                                     event(777_777, 4, 12.0, "fuel")])
+    users = [1, 2, 3, 777_777]
+    before = lookup(demo_store, users)
+    demo_store.materialize(end=DEMO_END)
+    again = lookup(demo_store, users)
+    assert again == before
+    assert again["last_category"] == ["spaceflight", "grocery", again["last_category"][2],
+                                      "fuel"]
+    spine = pd.DataFrame({"user_id": users, "event_ts": [LOOKUP_AT] * len(users)})
+    offline = demo_store.get_training_set(spine, features=COUNTS, output="arrow").to_pydict()
+    for column in ("txn_count_1h", "amount_sum_7d", "big_txn_7d", "last_category"):
+        assert all(same(got, want) for got, want in
+                   zip(again[column], offline[column], strict=True)), column
+    # A later end folds them into the stored states instead, once.
+    demo_store.materialize(end=DEMO_END + timedelta(minutes=10))
+    assert lookup(demo_store, users) == before
+
+
 @pytest.mark.parametrize(("source", "rows", "code"), [
     ("transaction", [event(1, 1)], "unknown_source"),
     ("transactions", [{**event(1, 1), "user_id": "1"}], "invalid_rows"),
