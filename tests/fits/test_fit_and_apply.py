@@ -27,7 +27,7 @@ from tests.fits.helpers import (
 )
 from tests.offline.training_project import REGISTRY, EventTuple, write_events
 from tests.offline.training_project import at as utc_time
-from tests.serving.conftest import DEMO_END, online_setting
+from tests.serving.conftest import DEMO_END, module_online_setting
 from tests.strategies import DAY, MINUTE
 from transforms.fitted_kernel import stable_hash
 
@@ -245,13 +245,8 @@ UNSEEN_USER = 99
 def property_project(request: pytest.FixtureRequest,
                      tmp_path_factory: pytest.TempPathFactory
                      ) -> Iterator[tuple[Path, FeatureStore]]:
-    redis = None
-    if request.param == "redis":
-        redis = request.getfixturevalue("redis_server")
-        redis.start()
-        redis.flush()
+    setting = module_online_setting(request)
     folder = tmp_path_factory.mktemp(f"fits-{request.param}")
-    setting = online_setting(request.param, redis)
     (folder / "registry.yaml").write_text(PROPERTY_REGISTRY.replace(
         "entities:", f"store:\n  online: {setting}\nentities:", 1))
     write_events(folder, [SEED_EVENT])

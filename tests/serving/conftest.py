@@ -55,6 +55,17 @@ def online_setting(kind: str, redis: RedisServer | None) -> str:
     return "local" if kind == "local" else redis.url  # type: ignore[union-attr]
 
 
+def module_online_setting(request: pytest.FixtureRequest) -> str:
+    """The `store.online` value for a module-scoped fixture parametrized by backend
+    kind ("redis" or "local"): the private Redis is started and emptied first."""
+    redis = None
+    if request.param == "redis":
+        redis = request.getfixturevalue("redis_server")
+        redis.start()
+        redis.flush()
+    return online_setting(request.param, redis)
+
+
 @pytest.fixture(autouse=True)
 def _no_store_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     """The registry file alone decides where the stores are."""
@@ -75,16 +86,12 @@ def demo_store(online_backend: object, tmp_path: Path) -> Iterator[FeatureStore]
 def shared_store(request: pytest.FixtureRequest,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStore]:
     """A materialized demo project on each backend, shared by a module's read-only tests."""
-    redis = None
-    if request.param == "redis":
-        redis = request.getfixturevalue("redis_server")
-        redis.start()
-        redis.flush()
+    setting = module_online_setting(request)
     directory = tmp_path_factory.mktemp(f"shared-{request.param}")
     with pytest.MonkeyPatch.context() as patch:
         for name in ("FEATURESTORE_OFFLINE", "FEATURESTORE_ONLINE"):
             patch.delenv(name, raising=False)
-        store = make_demo_store(directory, online_setting(request.param, redis))
+        store = make_demo_store(directory, setting)
     yield store
     store.close()
 

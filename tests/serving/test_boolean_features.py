@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from featurestore import FeatureStore
 from featurestore.serving.server import create_app
 from tests.projects import write_demo_project
-from tests.serving.conftest import DEMO_END, demo_text, online_setting
+from tests.serving.conftest import DEMO_END, demo_text, module_online_setting
 
 BOOLEAN_FEATURES = """\
       big_last_1d:      {agg: last, expr: "amount > 100", window: 1d}
@@ -49,13 +49,9 @@ def boolean_registry(online: str) -> str:
 @pytest.fixture(scope="module", params=["redis", "local"])
 def store(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStore]:
-    redis = None
-    if request.param == "redis":
-        redis = request.getfixturevalue("redis_server")
-        redis.start()
-        redis.flush()
+    setting = module_online_setting(request)
     directory: Path = tmp_path_factory.mktemp(f"booleans-{request.param}")
-    write_demo_project(directory, boolean_registry(online_setting(request.param, redis)),
+    write_demo_project(directory, boolean_registry(setting),
                        events=3_000, users=60, days=30)
     with pytest.MonkeyPatch.context() as patch:
         for name in ("FEATURESTORE_OFFLINE", "FEATURESTORE_ONLINE"):

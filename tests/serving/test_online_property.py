@@ -28,7 +28,7 @@ from tests.offline.training_project import (
     write_events,
 )
 from tests.offline.training_project import at as utc_time
-from tests.serving.conftest import online_setting
+from tests.serving.conftest import module_online_setting
 from tests.strategies import DAY
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -38,13 +38,8 @@ UNSEEN_USER = 99
 @pytest.fixture(scope="module", params=["redis", "local"])
 def project(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, FeatureStore]]:
-    redis = None
-    if request.param == "redis":
-        redis = request.getfixturevalue("redis_server")
-        redis.start()
-        redis.flush()
+    setting = module_online_setting(request)
     folder = tmp_path_factory.mktemp(f"online-{request.param}")
-    setting = online_setting(request.param, redis)
     (folder / "registry.yaml").write_text(REGISTRY.replace(
         "entities:", f"store:\n  online: {setting}\nentities:", 1))
     write_events(folder, [])
