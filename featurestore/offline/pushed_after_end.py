@@ -29,9 +29,8 @@ import pyarrow.parquet as pq
 from featurestore.offline.manifest import SourceManifest
 from featurestore.offline.timestamps import epoch_micros
 from featurestore.online.entity_keys import encode_entity_key
-from featurestore.online.event_folding import kernel_columns, prepare_batch
+from featurestore.online.event_folding import fold_batch, prepare_batch
 from featurestore.online.published import ViewPublication
-from featurestore.online.stored_states import join_value, later, newest_per_entity
 
 if TYPE_CHECKING:
     from featurestore.context import StoreContext
@@ -73,17 +72,14 @@ def fold_pushed_after_end(
         stored = _stored(con, states_table, publication.view, encoded)
         old = [stored.get(key, (None, None)) for key in encoded]
         dictionaries: dict[str, list[str]] = orjson.loads(publication.dictionaries or "{}")
-        sizes = {name: len(dictionaries.setdefault(name, [])) for name in view.string_columns}
-        schema = kernels.graph.spec.schema(definition.source)
-        columns = kernel_columns(view, batch.table, schema, dictionaries)
-        result = view.update_states([state for state, _ in old], batch.entity, batch.ts,
-                                    columns, dictionaries, publication.end_us)
-        newest = newest_per_entity(batch.entity, batch.ts).tolist()
-        for entity, state, time in zip(result.entities.tolist(), result.blobs, newest,
-                                       strict=True):
-            folded[publication.view, encoded[entity]] = join_value(
-                state, later(old[entity][1], time))
-        if any(len(dictionaries[name]) != size for name, size in sizes.items()):
+        values, grown = fold_batch(batch, [state for state, _ in old],
+                                   [newest for _, newest in old], dictionaries,
+                                   kernels.graph.spec.schema(definition.source),
+                                   publication.end_us)
+        for key, value in zip(encoded, values, strict=True):
+            if value is not None:
+                folded[publication.view, key] = value
+        if grown:
             publication = dataclasses.replace(publication,
                                               dictionaries=orjson.dumps(dictionaries).decode())
         published.append(publication)

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from featurestore.offline.dictionaries import encode_strings
 from featurestore.offline.timestamps import epoch_micros
+from featurestore.online.stored_states import join_value, later, newest_per_entity
 from transforms import CompiledView
 from transforms.spec import ColumnType
 
@@ -80,3 +81,35 @@ def floats(values: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_boolean(values.type):
         values = values.cast(pa.float64())
     return np.array(values.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
+
+
+def fold_batch(batch: ViewBatch, old: Sequence[bytes | None],
+               old_newest: Sequence[int | None], dictionaries: dict[str, list[str]],
+               schema: dict[str, ColumnType], end_us: int,
+               framed: bool = True) -> tuple[list[bytes | None], bool]:
+    """Fold a batch's events into its entities' states.
+
+    Args:
+        batch: the prepared rows of one view.
+        old, old_newest: each batch key's current state and newest event time (None:
+            none, or unknown).
+        dictionaries: the view's dictionaries; strings they lack are appended in place.
+        schema: the source's column types.
+        end_us: the materialization end the states were folded to.
+        framed: store values with their newest event time (`stored_states.join_value`);
+            False for states published before those were kept.
+
+    Returns:
+        Per batch key, its new stored value (None where no event touched it), and
+        whether the dictionaries grew.
+    """
+    view = batch.view
+    sizes = {name: len(dictionaries.setdefault(name, [])) for name in view.string_columns}
+    columns = kernel_columns(view, batch.table, schema, dictionaries)
+    result = view.update_states(old, batch.entity, batch.ts, columns, dictionaries, end_us)
+    values: list[bytes | None] = [None] * len(batch.keys)
+    newest = newest_per_entity(batch.entity, batch.ts).tolist()
+    for entity, state, time in zip(result.entities.tolist(), result.blobs, newest, strict=True):
+        values[entity] = join_value(state, later(old_newest[entity], time)) if framed else state
+    grown = any(len(dictionaries[name]) != size for name, size in sizes.items())
+    return values, grown

@@ -42,7 +42,7 @@ from featurestore.errors import (
 from featurestore.offline import append_segment, validate_rows
 from featurestore.offline.push_audit import PushOrigin, audit_metadata
 from featurestore.online import OnlineStore
-from featurestore.online.event_folding import ViewBatch, kernel_columns, prepare_batch
+from featurestore.online.event_folding import ViewBatch, fold_batch, prepare_batch
 from featurestore.online.published import (
     STATE_FORMAT,
     check_view,
@@ -50,13 +50,7 @@ from featurestore.online.published import (
     end_name,
     state_name,
 )
-from featurestore.online.stored_states import (
-    has_newest_times,
-    join_value,
-    later,
-    newest_per_entity,
-    split_values,
-)
+from featurestore.online.stored_states import has_newest_times, split_values
 from featurestore.registry import Registry
 from featurestore.registry.suggestions import did_you_mean
 from featurestore.serving.errors import RequestError
@@ -251,17 +245,9 @@ def _fold(
         offset += len(batch.keys)
         blob = stored[dictionary_name(view.name)]
         dictionaries: dict[str, list[str]] = orjson.loads(blob) if blob else {}
-        sizes = {name: len(dictionaries.setdefault(name, [])) for name in view.string_columns}
-        columns = kernel_columns(view, batch.table, schema, dictionaries)
-        result = view.update_states(old, batch.entity, batch.ts, columns, dictionaries,
-                                    ends[view.name])
-        blobs: list[bytes | None] = [None] * len(batch.keys)
-        newest = newest_per_entity(batch.entity, batch.ts).tolist()
-        for entity, state, time in zip(result.entities.tolist(), result.blobs, newest,
-                                       strict=True):
-            blobs[entity] = join_value(state, later(old_newest[entity], time)) if framed \
-                else state
-        new_states.extend(blobs)
-        if any(len(dictionaries[name]) != size for name, size in sizes.items()):
+        values, grown = fold_batch(batch, old, old_newest, dictionaries, schema,
+                                   ends[view.name], framed)
+        new_states.extend(values)
+        if grown:
             new_metadata[dictionary_name(view.name)] = orjson.dumps(dictionaries)
     return new_states, new_metadata
