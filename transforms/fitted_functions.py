@@ -16,6 +16,7 @@ CATEGORY = frozenset({ColumnType.STRING, ColumnType.INT})
 ANY_VALUE = frozenset({ColumnType.INT, ColumnType.FLOAT, ColumnType.STRING, ColumnType.BOOL})
 
 IMPUTE_STRATEGIES = ("mean", "median", "most_frequent", "constant")
+CATEGORICAL_FUNCTIONS = ("vocabulary", "one_hot", "hash_bucket")
 DEFAULT_CLIP_QUANTILES = (0.01, 0.99)
 DEFAULT_OOV_BUCKETS = 1
 DEFAULT_ONE_HOT_TOP_K = 10
@@ -90,6 +91,13 @@ class TransformSpec:
     def parameter(self, name: str) -> object:
         """A parameter's value (defaults filled in)."""
         return dict(self.parameters)[name]
+
+    @property
+    def categorical(self) -> bool:
+        """Reads its input as categories (each distinct value as text), not as numbers:
+        the vocabulary, one-hot and hash functions, and `impute` of a string."""
+        return self.fn in CATEGORICAL_FUNCTIONS or (
+            self.fn == "impute" and self.input_type == ColumnType.STRING)
 
     @property
     def output_type(self) -> ColumnType:

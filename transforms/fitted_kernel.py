@@ -27,13 +27,10 @@ import numpy as np
 
 from transforms.analyzers import Statistics
 from transforms.fitted_functions import TransformSpec
-from transforms.spec import ColumnType
 
 # Operation codes, and the columns of a program row.
 AFFINE, BUCKET, CLIP, FILL, LOG1P, GATHER, ONE_HOT, FILL_TABLE = range(8)
 OP, INPUT, PARAM, PARAM_COUNT, TABLE, OUT, WIDTH = range(7)
-
-_CATEGORICAL = ("vocabulary", "one_hot", "hash_bucket")
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -118,8 +115,7 @@ class FittedTransform:
     @property
     def categorical(self) -> bool:
         """Reads its input as categories (codes into the call's keys)."""
-        return self.spec.fn in _CATEGORICAL or (
-            self.spec.fn == "impute" and self.spec.input_type == ColumnType.STRING)
+        return self.spec.categorical
 
     def output_names(self) -> list[str]:
         """Its output columns: one, or `name__<value>` per one-hot value."""

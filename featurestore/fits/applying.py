@@ -21,11 +21,9 @@ import numpy as np
 
 from featurestore.errors import InputError, StoreLockedError
 from featurestore.fits.artifacts import FitArtifact, find_fit, load_fit, pins
-from featurestore.fits.service_transforms import ServiceTransforms, service_transforms
+from featurestore.fits.service_transforms import ServiceTransforms
 from featurestore.offline.training_output import FeatureColumn
-from featurestore.registry import Registry
 from featurestore.registry.state import AppliedState
-from transforms import CompiledGraph
 from transforms.analyzers import Categories
 from transforms.fitted_kernel import FittedProgram, FittedTransform
 from transforms.spec import ColumnType
@@ -124,22 +122,24 @@ class FitCache:
         self._pins_read = -float("inf")
         self._programs: dict[tuple[str, str], ServiceProgram] = {}
 
-    def program(self, registry: Registry, kernels: CompiledGraph, service: str,
-                fit: str | None) -> ServiceProgram:
-        """The program of the fit a request names (None: the pinned one).
+    def program(self, transforms: ServiceTransforms, fit: str | None) -> ServiceProgram:
+        """The program of the fit a request names (None: the pinned one) for a
+        service's resolved transforms (`service_transforms`).
 
         Raises:
-            InputError: the service has no transforms, no fit, no such fit, or a fit
-                for other definitions (`FitMismatchError`).
+            InputError: no fit, no such fit, or a fit for other definitions
+                (`FitMismatchError`).
         """
-        transforms = service_transforms(registry, kernels, service)
-        fit_id = self._pinned(service) if fit is None else None
+        service = transforms.service
+        # A pinned fit, or one named by its whole id, is found without reading the file.
+        fit_id = self._pinned(service) if fit is None else fit
         artifact = None
         if fit_id is not None:
             cached = self._programs.get((fit_id, transforms.definitions_hash))
             if cached is not None:
                 return cached
-            artifact = load_fit(self._full, fit_id)
+            if fit is None:
+                artifact = load_fit(self._full, fit_id)
         if artifact is None:
             artifact = find_fit(self._full, service, fit)
         key = (artifact.id, transforms.definitions_hash)

@@ -85,8 +85,7 @@ def save_fit(database: AppliedState, artifact: FitArtifact, pin: bool | None) ->
     def work(con: duckdb.DuckDBPyConnection) -> tuple[bool, bool]:
         con.begin()
         try:
-            for statement in _CREATE:
-                con.execute(statement)
+            _create_tables(con)
             exists = con.execute(f"SELECT count(*) FROM {FITS_TABLE} WHERE id = ?",
                                  [artifact.id]).fetchone()[0] > 0  # type: ignore[index]
             if not exists:
@@ -117,12 +116,16 @@ def pin_fit(database: AppliedState, service: str, fit: str) -> FitArtifact:
     artifact = find_fit(database, service, fit)
 
     def work(con: duckdb.DuckDBPyConnection) -> None:
-        for statement in _CREATE:
-            con.execute(statement)
+        _create_tables(con)
         _pin(con, service, artifact.id)
 
     database.run(work)
     return artifact
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in _CREATE:
+        con.execute(statement)
 
 
 def _pin(con: duckdb.DuckDBPyConnection, service: str, fit_id: str) -> None:
@@ -179,7 +182,7 @@ def find_fit(database: AppliedState, service: str, fit: str | None) -> FitArtifa
         pinned = pins(database).get(service)
         if pinned is None:
             raise NotFittedError(f"service '{service}' has no pinned fit: run "
-                             f"`featurestore pin-fit {service} latest`")
+                                 f"`featurestore pin-fit {service} latest`")
         fit = pinned
     if fit == "latest":
         return fits[0]
@@ -187,8 +190,8 @@ def find_fit(database: AppliedState, service: str, fit: str | None) -> FitArtifa
     if len(matches) != 1:
         known = ", ".join(artifact.id for artifact in fits[:5])
         problem = "no" if not matches else "more than one"
-        raise UnknownFitError(f"{problem} fit of service '{service}' has id '{fit}' "
-                         f"(its fits, newest first: {known}); `featurestore list fits` lists them")
+        raise UnknownFitError(f"{problem} fit of service '{service}' has id '{fit}' (its fits, "
+                              f"newest first: {known}); `featurestore list fits` lists them")
     return matches[0]
 
 

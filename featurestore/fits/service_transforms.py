@@ -17,7 +17,7 @@ from featurestore.registry.models import Transform
 from featurestore.registry.problems import KeyPath
 from featurestore.registry.suggestions import did_you_mean
 from transforms import CompiledGraph
-from transforms.fitted_functions import CATEGORY, FUNCTIONS, TransformSpec, with_defaults
+from transforms.fitted_functions import FUNCTIONS, TransformSpec, with_defaults
 from transforms.spec import ColumnType
 
 _TYPE_NAMES = {ColumnType.INT: "int", ColumnType.FLOAT: "float", ColumnType.BOOL: "bool",
@@ -32,7 +32,6 @@ class ServiceTransforms:
         service: the service.
         specs: the transforms, in file order.
         refs: per transform, the (view, feature) it reads.
-        categorical: per transform, whether it reads its input as categories.
         definitions: what a fitted artifact is bound to (JSON-compatible): the
             transforms with their parameters and the definitions of the features read.
         definitions_hash: sha256 of `definitions`.
@@ -41,9 +40,13 @@ class ServiceTransforms:
     service: str
     specs: tuple[TransformSpec, ...]
     refs: tuple[tuple[str, str], ...]
-    categorical: tuple[bool, ...]
     definitions: dict[str, object]
     definitions_hash: str
+
+    @property
+    def categorical(self) -> tuple[bool, ...]:
+        """Per transform, whether it reads its input as categories."""
+        return tuple(spec.categorical for spec in self.specs)
 
     def inputs(self) -> list[tuple[tuple[str, str], bool]]:
         """The distinct (ref, categorical) input columns, in first-use order."""
@@ -79,7 +82,7 @@ def service_transforms(registry: Registry, kernels: CompiledGraph,
     problems = type_problems(registry, kernels, service)
     if problems:
         raise InputError(problems[0][1])
-    specs, refs, categorical = [], [], []
+    specs, refs = [], []
     for name, transform in transforms.items():
         ref = registry.transform_input(service, transform.of)
         assert ref is not None  # the registry checks `of`
@@ -88,8 +91,6 @@ def service_transforms(registry: Registry, kernels: CompiledGraph,
                              with_defaults(transform.fn, transform.given_parameters()))
         specs.append(spec)
         refs.append(ref)
-        categorical.append(transform.fn in ("vocabulary", "one_hot", "hash_bucket")
-                           or (transform.fn == "impute" and kind == ColumnType.STRING))
     definitions = {
         "service": service,
         "transforms": {spec.name: {"fn": spec.fn, "of": f"{view}:{feature}",
@@ -100,7 +101,7 @@ def service_transforms(registry: Registry, kernels: CompiledGraph,
                    for view, feature in dict.fromkeys(refs)},
     }
     digest = hashlib.sha256(orjson.dumps(definitions, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return ServiceTransforms(service, tuple(specs), tuple(refs), tuple(categorical),
+    return ServiceTransforms(service, tuple(specs), tuple(refs),
                              definitions, digest)
 
 
@@ -157,8 +158,6 @@ def _type_problem(transform: Transform, kind: ColumnType, ref: str) -> str | Non
         if transform.strategy == "constant" and not _fits_type(transform.value, kind):
             return (f"impute value {transform.value!r} is not a {_TYPE_NAMES[kind]} like "
                     f"'{ref}'")
-    if transform.fn in ("vocabulary", "one_hot", "hash_bucket") and kind not in CATEGORY:
-        return f"{transform.fn} takes string or int features; '{ref}' is {_TYPE_NAMES[kind]}"
     return None
 
 

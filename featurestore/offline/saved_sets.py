@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from featurestore.errors import FeatureStoreError, InputError, NotAppliedError
 from featurestore.offline.set_inputs import capture_inputs, changed_inputs
 from featurestore.offline.spine import to_arrow
-from featurestore.offline.training import build_training_set, plan_training_set
+from featurestore.offline.training import build_training_set, plan_training_set, transform_program
 from featurestore.registry.state import registry_hash, table_exists
 from featurestore.registry.suggestions import did_you_mean
 from featurestore.table_files import table_format, write_table_file
@@ -218,10 +218,8 @@ def save_training_set(
                               "`featurestore apply` first")
     request: dict[str, Any] = {"features": _listed(features), "service": service,
                                "timestamp": timestamp, "full_names": full_names}
-    if transformed:
-        if service is None:
-            raise InputError("transformed=True needs 'service': transforms belong to a service")
-        program = store.fits().program(store.registry, store.kernels(), service, fit)
+    program = transform_program(store, service, True, fit) if transformed else None
+    if program is not None:
         request.update(transformed=True, fit=program.artifact.id)
     plan = plan_training_set(store, request["features"], service, full_names)
     sources = [store.registry.feature_views[view].source for view in plan.views]

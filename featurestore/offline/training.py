@@ -22,6 +22,7 @@ from featurestore.compilation import source_spec
 from featurestore.errors import InputError
 from featurestore.feature_columns import request_feature_type
 from featurestore.fits.applying import ServiceProgram
+from featurestore.fits.service_transforms import service_transforms
 from featurestore.offline.point_in_time import (
     ViewRequest,
     ViewValues,
@@ -134,7 +135,7 @@ def build_training_set(
     """
     if output not in OUTPUTS:
         raise InputError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
-    program = _transform_program(store, service, transformed, fit)
+    program = transform_program(store, service, transformed, fit)
     plan = plan_training_set(store, features, service, full_names)
     table = load_spine(spine, plan.keys, timestamp)
     _check_new_columns(table, plan.selection.columns)
@@ -152,9 +153,14 @@ def build_training_set(
     return pandas_result(table, columns)
 
 
-def _transform_program(store: StoreContext, service: str | None, transformed: bool,
-                       fit: str | None) -> ServiceProgram | None:
-    """The fitted transforms a training set appends (None without `transformed`)."""
+def transform_program(store: StoreContext, service: str | None, transformed: bool,
+                      fit: str | None) -> ServiceProgram | None:
+    """The fitted transforms a training set appends (None without `transformed`).
+
+    Raises:
+        InputError: `fit` without `transformed`, `transformed` without `service`, a
+            service without transforms, or no such fit.
+    """
     if not transformed:
         if fit is not None:
             raise InputError("'fit' applies only with transformed=True")
@@ -163,7 +169,8 @@ def _transform_program(store: StoreContext, service: str | None, transformed: bo
         raise InputError("transformed=True needs 'service': transforms belong to a service")
     if fit is not None and not isinstance(fit, str):
         raise InputError(f"'fit' must be a fit id or \"latest\", got {fit!r}")
-    return store.fits().program(store.registry, store.kernels(), service, fit)
+    return store.fits().program(service_transforms(store.registry, store.kernels(), service),
+                                fit)
 
 
 def feature_columns(

@@ -29,8 +29,7 @@ import pyarrow as pa
 
 from featurestore.errors import FeatureStoreWarning, InputError
 from featurestore.feature_columns import request_feature_type
-from featurestore.fits.applying import FitCache, FitMismatchError, ServiceProgram
-from featurestore.fits.artifacts import NotFittedError, UnknownFitError
+from featurestore.fits.applying import FitCache
 from featurestore.offline.training_output import NEVER_NULL_AGGREGATIONS, FeatureColumn
 from featurestore.online import OnlineStore, ReadResult
 from featurestore.online.published import (
@@ -54,6 +53,7 @@ from featurestore.serving.lookup_answer import (
     stale_warnings,
     typed_table,
 )
+from featurestore.serving.transformed_lookups import TransformedLookups
 from featurestore.serving.values import python_values
 from featurestore.times import format_micros
 from featurestore.view_states import compiled_state_keys
@@ -142,6 +142,7 @@ class OnlineLookup:
         # Decoded dictionaries by view, with the raw blob they came from: a lookup
         # re-parses one only when the stored blob changed (a push added a value).
         self._dictionaries: dict[str, tuple[bytes, dict[str, list[str]]]] = {}
+        self._transformed = TransformedLookups(registry, kernels)
 
     def plan(
         self, features: Sequence[str] | str | None, service: str | None, full_names: bool
@@ -203,7 +204,7 @@ class OnlineLookup:
         service's transformed columns too, from the fit `fits` finds."""
         check_output(output)
         plan = self.plan(features, service, full_names)
-        program = self._program(service, transformed, fit, fits)
+        program = self._transformed.program(service, transformed, fit, fits)
         keys, rows = entity_columns(entities if entities is not None else {}, plan.key_types,
                                     self._entity_keys)
         fields, field_rows = request_columns(request, plan.field_types,
@@ -216,11 +217,11 @@ class OnlineLookup:
                 fields, dependencies, rows if field_rows is None else field_rows)
         stale = stale_warnings(reads, plan.windows, at_us, at is not None)
         metadata = lookup_metadata(reads, at_us, stale) if include_metadata else None
+        typed = self._typed_columns(plan, values) if output != "dict" or program else []
         extra: list[FeatureColumn] = []
         if program is not None:
             # The same function as a transformed training set, on the same columns.
-            extra = program.columns(dict(zip(plan.refs, self._typed_columns(plan, values),
-                                             strict=True)))
+            extra = program.columns(dict(zip(plan.refs, typed, strict=True)))
             if metadata is not None:
                 metadata["fit"] = program.artifact.id
         if output == "dict":
@@ -231,38 +232,9 @@ class OnlineLookup:
                                                     column.dictionary)
         else:
             count = rows if field_rows is None else field_rows
-            result = typed_table(keys, plan.key_types,
-                                 [*self._typed_columns(plan, values), *extra], count, output)
+            result = typed_table(keys, plan.key_types, [*typed, *extra], count, output)
         return LookupAnswer(result, stale, metadata,
                             None if program is None else program.artifact.id)
-
-    def _program(self, service: object, transformed: object, fit: object,
-                 fits: FitCache | None) -> ServiceProgram | None:
-        """The fitted transforms a transformed lookup applies (None: not transformed)."""
-        if not isinstance(transformed, bool):
-            raise RequestError("invalid_body", "'transformed' must be true or false")
-        if fit is not None and not isinstance(fit, str):
-            raise RequestError("invalid_fit", "'fit' must be a fit id or \"latest\"")
-        if not transformed:
-            if fit is not None:
-                raise RequestError("invalid_features", "'fit' applies only with "
-                                                       "'transformed': true")
-            return None
-        if not isinstance(service, str):
-            raise RequestError("invalid_features", "'transformed' needs 'service': "
-                                                   "transforms belong to a service")
-        if fits is None:
-            raise RequestError("not_fitted", "this lookup engine has no fitted transforms")
-        try:
-            return fits.program(self.registry, self.kernels, service, fit)
-        except NotFittedError as error:
-            raise RequestError("not_fitted", str(error)) from None
-        except UnknownFitError as error:
-            raise RequestError("unknown_fit", str(error)) from None
-        except FitMismatchError as error:
-            raise RequestError("fit_mismatch", str(error)) from None
-        except InputError as error:  # a service without transforms
-            raise RequestError("not_fitted", str(error)) from None
 
     def _python_columns(self, plan: LookupPlan, keys: dict[str, list],
                         values: dict[str, np.ndarray]) -> dict[str, list]:
