@@ -24,6 +24,7 @@ from featurestore.offline.sources import SourceSpec
 from featurestore.registry import Registry
 from featurestore.registry.loader import YamlDocument, load_yaml
 from featurestore.registry.problems import Problem, format_path
+from featurestore.validation.rules import quarantine_filter
 from transforms import CompiledGraph, GraphError, compile_graph
 from transforms.expressions import parse_expression, referenced_names
 from transforms.graph import build_graph
@@ -31,11 +32,13 @@ from transforms.spec import ColumnType, GraphSpec
 
 
 def source_spec(registry: Registry, name: str, offline_path: Path) -> SourceSpec:
-    """The offline layer's description of source `name` (pushed segments included)."""
+    """The offline layer's description of source `name` (pushed segments included, its
+    quarantined rows kept out)."""
     source = registry.sources[name]
     return SourceSpec(name=name, path=source.path, table=source.table, query=source.query,
                       timestamp=source.timestamp, timestamp_unit=source.timestamp_unit,
-                      pushed_dir=str(segment_dir(offline_path.parent, name)))
+                      pushed_dir=str(segment_dir(offline_path.parent, name)),
+                      row_filter=quarantine_filter(registry, name))
 
 
 def needed_columns(registry: Registry, source: str) -> dict[str, str]:

@@ -30,6 +30,7 @@ from featurestore.registry.loader import load_yaml
 from featurestore.registry.problems import KeyPath
 from featurestore.registry.state import AppliedState
 from featurestore.registry.suggestions import did_you_mean
+from featurestore.validation.registry_checks import check_expectation_columns
 from transforms.expressions import parse_expression, referenced_names
 from transforms.spec import ColumnType
 
@@ -142,6 +143,7 @@ def _check_all(
             if definition.expr is not None:
                 _check_expression(view_name, view.source, feature, definition.expr, types, findings)
     _check_key_kinds(registry, columns, findings)
+    check_expectation_columns(registry, columns, findings)
 
 
 def _check_keys(

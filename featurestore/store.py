@@ -16,12 +16,16 @@ import pyarrow as pa
 from featurestore import tokens
 from featurestore.catalog import Catalog, CatalogEntry, Description, feature_types
 from featurestore.context import StoreContext
+from featurestore.drift.comparison import DriftReport
+from featurestore.drift.detection import detect_drift
 from featurestore.errors import FeatureStoreError, InputError, RegistryError
 from featurestore.fits.artifacts import FitArtifact, list_fits, pin_fit, pins
 from featurestore.fits.fitting import FitResult, fit_service
 from featurestore.fits.service_transforms import check_transform_types
 from featurestore.offline.materialize import MaterializeResult, Progress, materialize
 from featurestore.offline.push_audit import PushOrigin, PushRecord, read_push_audit
+from featurestore.offline.replay import replay as replay_log
+from featurestore.offline.replay_report import ReplayReport
 from featurestore.offline.saved_sets import (
     ReproduceResult,
     SaveResult,
@@ -42,9 +46,18 @@ from featurestore.serving.lookup import get_online_features as lookup_features
 from featurestore.serving.lookup_answer import OnlineOutput
 from featurestore.serving.push import PushResult
 from featurestore.serving.push import push as push_rows
+from featurestore.serving.served_log import read_served_log, served_log_dir
 from featurestore.serving.verify import VerifyReport
 from featurestore.serving.verify import verify as verify_online
 from featurestore.source_checks import check_sources
+from featurestore.statistics.compute import compute_statistics, view_statistics_history
+from featurestore.statistics.history import ViewStatisticsRun
+from featurestore.statistics.model import DatasetStatistics
+from featurestore.times import to_micros
+from featurestore.validation.on_demand import quarantine_groups, quarantined_rows
+from featurestore.validation.on_demand import validate as validate_expectations
+from featurestore.validation.records import QuarantinedRow, QuarantineGroup
+from featurestore.validation.verdicts import ValidationReport
 from featurestore.view_states import compiled_state_keys
 from transforms import CompiledGraph
 
@@ -294,6 +307,32 @@ class FeatureStore:
         self._context.fits().pinned(service, artifact.id)
         return artifact
 
+    def drift(self, baseline: str, current: str,
+              features: Sequence[str] | str | None = None) -> DriftReport:
+        """How far each feature's current values moved from a baseline's: PSI and
+        Kolmogorov-Smirnov distance for numbers, L-infinity distance and Jensen-Shannon
+        divergence for categories, against the registry's `drift:` thresholds.
+
+        Args:
+            baseline: a saved training set's name, a table file, or `fit:ID` (the
+                profiles a fit kept of its service's features; "latest" works too).
+            current: a saved training set's name, a table file, `served:DURATION` (the
+                values the server logged in the last DURATION, such as `24h`), or
+                `window:START..END` (the features at each event of their sources in
+                [START, END), computed point in time).
+            features: names, `view:feature` references or services to compare; default
+                every registry feature found on both sides.
+
+        Returns:
+            A `DriftReport`: per feature its measures, thresholds and verdict;
+            `.drifted` names the features over a threshold.
+
+        Raises:
+            InputError: a side that cannot be read (unknown set or fit, bad duration or
+                window), an unknown feature, or no feature on both sides.
+        """
+        return detect_drift(self._context, baseline, current, features)
+
     def snapshot(
         self,
         at: object,
@@ -422,6 +461,34 @@ class FeatureStore:
             raise InputError(f"unknown source {source!r}{hint}")
         return records
 
+    def validate(self, source: str | None = None) -> ValidationReport:
+        """Check the expectations now, against every current row of the sources and the
+        latest feature values; writes nothing.
+
+        Args:
+            source: only this source's expectations (features are not checked then).
+
+        Returns:
+            One verdict per rule; `.failed()` is True when a rule whose policy is fail
+            or quarantine is broken (`.failed(strict=True)`: any rule).
+
+        Raises:
+            InputError: unknown source.
+            SourceError: a source cannot be read.
+        """
+        return validate_expectations(self._context, source)
+
+    def quarantine(self, source: str | None = None) -> list[QuarantineGroup]:
+        """The quarantined rows materializations recorded, per source, column and rule:
+        how many and the newest run that added some (`quarantined_rows` lists them)."""
+        return quarantine_groups(self._context, source)
+
+    def quarantined_rows(self, source: str, rule: str | None = None,
+                         column: str | None = None,
+                         limit: int | None = None) -> list[QuarantinedRow]:
+        """A source's quarantined rows: the rule each broke, its value and the whole row."""
+        return quarantined_rows(self._context, source, rule, column, limit)
+
     def verify(self, entities: int = 100, at: object = None, seed: int = 0) -> VerifyReport:
         """Check that online values equal offline ones for sampled entities (DESIGN §4.5).
 
@@ -437,6 +504,62 @@ class FeatureStore:
             InputError: a time before the materialization end.
         """
         return verify_online(self._context, entities=entities, at=at, seed=seed)
+
+    def replay(self, since: object = None) -> ReplayReport:
+        """Recompute every value the server logged (`serving.log_sample_rate`) with the
+        offline engine, over the events of the online state that answered, and compare
+        exactly (see `featurestore.offline.replay`).
+
+        Args:
+            since: only lookups logged at or after this time (ISO-8601 text or a
+                datetime, naive = UTC); default: the whole log.
+
+        Returns:
+            A `ReplayReport`: values checked, mismatches (the first ten in full) and
+            values that cannot be replayed, by reason; `.ok` is False on any mismatch.
+
+        Raises:
+            InputError: `since` is not a time, or a log segment cannot be read.
+            OnlineStoreUnavailable: the online store cannot be reached.
+        """
+        since_us = None if since is None else to_micros(since, "since")
+        log = read_served_log(served_log_dir(self.offline_path), since_us)
+        return replay_log(self._context, log)
+
+    def stats(self, source: str | None = None,
+              training_set: str | os.PathLike[str] | None = None, view: str | None = None,
+              columns: Sequence[str] | None = None) -> DatasetStatistics:
+        """Statistics of a source, a training-set file or a view's latest values, in one
+        DuckDB pass (see `featurestore.statistics`).
+
+        Args:
+            source: a source's name (pushed events included).
+            training_set: a .parquet, .csv, .json/.jsonl, .arrow or .feather file.
+            view: a feature view: the latest values of its last materialization.
+            columns: the columns (features) to profile; default all (a view's features).
+
+        Returns:
+            A frozen `DatasetStatistics`: per column count, nulls, min, max, mean,
+            population std (ddof 0), quantiles, histogram or top values, distinct count;
+            `.to_dict()` for JSON, `.render()` for a text table.
+
+        Raises:
+            InputError: not exactly one of source, training_set and view; an unknown
+                source, view or column; a missing or unreadable file.
+            NotMaterializedError: the view was never materialized.
+            SourceError: the source cannot be read.
+        """
+        return compute_statistics(self._context, source=source, training_set=training_set,
+                                  view=view, columns=columns)
+
+    def view_statistics_history(self, view: str) -> list[ViewStatisticsRun]:
+        """The statistics each materialization stored for `view`, oldest first.
+
+        Raises:
+            InputError: no feature view is named `view`.
+            NotMaterializedError: the view was never materialized.
+        """
+        return view_statistics_history(self._context, view)
 
     def kernels(self) -> CompiledGraph:
         """The compiled transform graph of this registry (compiled once, cached on disk).

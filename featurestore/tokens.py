@@ -31,8 +31,9 @@ from featurestore.errors import InputError
 from featurestore.registry.state import AppliedState, table_exists
 from featurestore.registry.suggestions import did_you_mean
 
-SCOPES = ("read", "push")
-"""What a token may do: `read` (lookups, /registry), `push` (POST /push)."""
+SCOPES = ("read", "push", "metrics")
+"""What a token may do: `read` (lookups, /registry), `push` (POST /push), `metrics`
+(GET /metrics, for a Prometheus scraper that should read nothing else)."""
 
 TOKEN_PREFIX = "fst_"
 TOKENS_TABLE = "featurestore_tokens"

@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from featurestore.registry import Registry
+from featurestore.validation.rules import quarantine_filter
+
+_CHECKS = {"expect", "freshness", "row_count_change"}
 
 if TYPE_CHECKING:
     from transforms import CompiledGraph
@@ -22,10 +25,17 @@ if TYPE_CHECKING:
 
 def state_key(registry: Registry, view: str, fingerprint: str) -> str:
     """The state key of one feature view, given its kernel fingerprint."""
-    source = registry.sources[registry.feature_views[view].source]
+    name = registry.feature_views[view].source
+    source = registry.sources[name]
     # Keys left at their defaults are left out, so that a new optional key (such as
     # `timestamp_unit`) leaves the state keys of sources that do not set it unchanged.
-    text = f"{fingerprint}\n{source.model_dump_json(exclude_defaults=True)}"
+    # Of the expectations only the quarantined rules change which rows are read; a
+    # warn or fail rule, freshness or row_count_change changes no state.
+    text = f"{fingerprint}\n{source.model_dump_json(exclude_defaults=True, exclude=_CHECKS)}"
+    quarantined = quarantine_filter(registry, name)
+    if quarantined is not None:
+        text += "\n" + "\n".join(f"{rule.column} {rule.describe()} {rule.keys}"
+                                  for rule in quarantined.rules)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

@@ -53,8 +53,9 @@ def test_list_shows_names_scopes_and_status_never_the_token(store: FeatureStore)
 
 
 @pytest.mark.parametrize(("name", "scopes", "message"), [
-    ("reader", ["raed"], "unknown scope 'raed' (did you mean 'read'?); scopes: read, push"),
-    ("reader", [], "a token needs at least one scope: read, push"),
+    ("reader", ["raed"],
+     "unknown scope 'raed' (did you mean 'read'?); scopes: read, push, metrics"),
+    ("reader", [], "a token needs at least one scope: read, push, metrics"),
     ("my-token", ["read"], "'my-token' is not a valid token name: use letters, digits and "
                            "underscores, not starting with a digit (at most 64)"),
     ("1st", ["read"], "'1st' is not a valid token name"),

@@ -9,18 +9,22 @@ from featurestore.cli import (
     data,
     definitions,
     demo,
+    drift,
     fits,
     init_project,
     push,
+    replay,
     sample,
     serving,
+    statistics,
     tokens,
+    validation,
 )
 from featurestore.cli.group import main
 from featurestore.cli.serving import describe_server
 
 __all__ = [
-    "audit", "browse", "data", "definitions", "demo", "describe_server", "fits", "init_project",
-    "main",
-    "push", "sample", "serving", "tokens",
+    "audit", "browse", "data", "definitions", "demo", "describe_server", "drift", "fits",
+    "init_project", "main",
+    "push", "replay", "sample", "serving", "statistics", "tokens", "validation",
 ]

@@ -45,10 +45,14 @@ from featurestore.store import FeatureStore
 @click.option("--timeout-keep-alive", default=5.0, show_default=True,
               type=click.FloatRange(0, min_open=True), metavar="SECONDS",
               help="Close a keep-alive connection after this long without a request.")
+@click.option("--log-sample-rate", type=click.FloatRange(0, 1), default=None, metavar="RATE",
+              help="Share of lookups whose served values are logged for `featurestore "
+                   "replay`, from 0 (off) to 1 (all); default: the registry's "
+                   "serving.log_sample_rate (0).")
 def serve(registry: Path, host: str, port: int, workers: int, access_log: bool,
           log_format: Literal["text", "json"], shutdown_timeout: float, auth: bool,
           ssl_certfile: Path | None, ssl_keyfile: Path | None, limit_concurrency: int | None,
-          timeout_keep_alive: float) -> None:
+          timeout_keep_alive: float, log_sample_rate: float | None) -> None:
     """Serve online features over HTTP or HTTPS (OpenAPI at /docs); SIGTERM or Ctrl-C
     stops it after the requests in flight."""
     # Imported here: only this command needs the web stack.
@@ -64,7 +68,7 @@ def serve(registry: Path, host: str, port: int, workers: int, access_log: bool,
     _echo_auth(store, auth or store.registry.serving.auth)
     run_server(store, host=host, port=port, access_log=access_log, log_format=log_format,
                workers=workers, shutdown_timeout=shutdown_timeout, auth=auth,
-               connections=connections)
+               connections=connections, log_sample_rate=log_sample_rate)
 
 
 def _echo_auth(store: FeatureStore, auth: bool) -> None:

@@ -23,7 +23,7 @@ def token() -> None:
 @click.argument("name")
 @click.option("--scope", "scopes", multiple=True, required=True, metavar="SCOPE",
               help=f"What the token may do ({', '.join(SCOPES)}: lookups and /registry, "
-                   "POST /push); repeat for several.")
+                   "POST /push, GET /metrics); repeat for several.")
 def create(registry: Path, name: str, scopes: tuple[str, ...]) -> None:
     """Create a token named NAME and print it, once: only its hash is kept."""
     created = FeatureStore(registry).create_token(name, scopes)

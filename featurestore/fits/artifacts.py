@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
@@ -29,6 +29,8 @@ _CREATE = [
     "definitions VARCHAR, statistics VARCHAR)",
     f"CREATE TABLE IF NOT EXISTS {PINS_TABLE} (service VARCHAR PRIMARY KEY, fit_id VARCHAR, "
     "pinned_at TIMESTAMP)",
+    # Files written before fits kept profiles (for drift) gain the column; old rows hold NULL.
+    f"ALTER TABLE {FITS_TABLE} ADD COLUMN IF NOT EXISTS profiles VARCHAR",
 ]
 _COLUMNS = ("id, service, created_at, rows, registry_version, definitions_hash, definitions, "
             "statistics")
@@ -55,6 +57,10 @@ class FitArtifact:
         definitions_hash: the hash of the transform and feature definitions it is for.
         definitions: those definitions.
         statistics: transform name → its fitted statistics.
+        profiles: `view:feature` → a summary of each input feature's values in the
+            training set (`featurestore.drift.profiles.summary`), the baseline of
+            `featurestore drift --baseline fit:ID`; empty for fits stored before fits
+            kept them. Not part of the id, which stays a hash of what serving applies.
     """
 
     id: str
@@ -65,6 +71,7 @@ class FitArtifact:
     definitions_hash: str
     definitions: dict[str, object]
     statistics: dict[str, dict[str, object]]
+    profiles: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 def artifact_id(definitions: Mapping[str, object], statistics: Mapping[str, object]) -> str:
@@ -88,12 +95,18 @@ def save_fit(database: AppliedState, artifact: FitArtifact, pin: bool | None) ->
             _create_tables(con)
             exists = con.execute(f"SELECT count(*) FROM {FITS_TABLE} WHERE id = ?",
                                  [artifact.id]).fetchone()[0] > 0  # type: ignore[index]
+            profiles = orjson.dumps(artifact.profiles).decode()
             if not exists:
-                con.execute(f"INSERT INTO {FITS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+                con.execute(f"INSERT INTO {FITS_TABLE} ({_COLUMNS}, profiles) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                     artifact.id, artifact.service, artifact.created_at.replace(tzinfo=None),
                     artifact.rows, artifact.registry_version, artifact.definitions_hash,
                     orjson.dumps(artifact.definitions).decode(),
-                    orjson.dumps(artifact.statistics).decode()])
+                    orjson.dumps(artifact.statistics).decode(), profiles])
+            else:
+                # The same fit stored before fits kept profiles gets them now.
+                con.execute(f"UPDATE {FITS_TABLE} SET profiles = ? WHERE id = ? AND "
+                            "profiles IS NULL", [profiles, artifact.id])
             pinned = _pin_of(con, artifact.service)
             if pin or (pin is None and pinned is None):
                 _pin(con, artifact.service, artifact.id)
@@ -202,8 +215,15 @@ def _select(database: AppliedState, clause: str, parameters: list[object]) -> li
     def work(con: duckdb.DuckDBPyConnection) -> list[tuple]:
         if not table_exists(con, FITS_TABLE):
             return []
-        return con.execute(f"SELECT {_COLUMNS} FROM {FITS_TABLE} {clause}", parameters).fetchall()
+        # Read-only: a file from before profiles lacks the column until the next fit.
+        has_profiles = con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = "
+            "'profiles'", [FITS_TABLE]).fetchone()[0] > 0  # type: ignore[index]
+        profiles = "profiles" if has_profiles else "NULL"
+        return con.execute(f"SELECT {_COLUMNS}, {profiles} FROM {FITS_TABLE} {clause}",
+                           parameters).fetchall()
 
     return [FitArtifact(row[0], row[1], row[2].replace(tzinfo=UTC), row[3], row[4], row[5],
-                        orjson.loads(row[6]), orjson.loads(row[7]))
+                        orjson.loads(row[6]), orjson.loads(row[7]),
+                        orjson.loads(row[8]) if row[8] is not None else {})
             for row in database.run(work, read_only=True)]

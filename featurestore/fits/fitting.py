@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from featurestore.drift.profiles import feature_summaries
 from featurestore.errors import InputError, NotAppliedError
 from featurestore.fits.artifacts import FitArtifact, artifact_id, save_fit
 from featurestore.fits.service_transforms import ServiceTransforms, service_transforms
@@ -98,7 +99,7 @@ def fit_service(store: StoreContext, service: str, spine: object, timestamp: str
         id=artifact_id(transforms.definitions, statistics), service=service,
         created_at=datetime.now(UTC), rows=table.num_rows, registry_version=applied.version,
         definitions_hash=transforms.definitions_hash, definitions=transforms.definitions,
-        statistics=statistics)
+        statistics=statistics, profiles=feature_summaries(by_ref))
     new, pinned = save_fit(store.offline_database(), artifact, pin)
     if pinned:
         store.fits().pinned(service, artifact.id)

@@ -32,6 +32,7 @@ from featurestore.offline.sources import (
     base_relation,
     epoch_integer_micros_sql,
     floor_div_sql,
+    kept_rows,
     located_errors,
     quote_identifier,
     quote_literal,
@@ -293,14 +294,16 @@ def plan_events(
     window = (start_us, end_us)
     parts = [
         _part_sql(
-            base_relation(spec, base_dir), described.duckdb_types, spec.timestamp,
+            kept_rows(spec, base_relation(spec, base_dir)), described.duckdb_types,
+            spec.timestamp,
             key_types, values, window, entities, spec.timestamp_unit,
         )
     ]  # fmt: skip
     if described.segments:
         parts.append(
             _part_sql(
-                segments_relation(list(described.segments)), described.segment_types,
+                kept_rows(spec, segments_relation(list(described.segments))),
+                described.segment_types,
                 spec.timestamp, key_types, values, window, entities, spec.timestamp_unit,
             )
         )  # fmt: skip

@@ -57,6 +57,7 @@ from featurestore.offline.manifest import (
     capture_manifest,
     compare_manifests,
 )
+from featurestore.offline.publications import record_publication
 from featurestore.offline.pushed_after_end import FoldedStates, fold_pushed_after_end
 from featurestore.offline.source_cache import SourceCache, source_cache_dir
 from featurestore.offline.sources import count_rows, quote_identifier
@@ -65,7 +66,10 @@ from featurestore.online.published import PublishedRegistry, ViewPublication, pu
 from featurestore.online.stored_states import join_value, later, newest_per_entity
 from featurestore.registry import Source
 from featurestore.registry.state import registry_hash
+from featurestore.statistics.history import create_statistics_table, record_view_statistics
 from featurestore.times import format_micros, now_micros, to_micros
+from featurestore.validation.at_materialize import RunChecks
+from featurestore.validation.errors import ExpectationError
 from featurestore.view_states import compiled_state_keys
 from transforms import CompiledGraph, CompiledView
 
@@ -125,12 +129,15 @@ class MaterializeResult:
     online_version: str = ""
     online_states: int = 0
     registry_version: int = 0
+    expectations: list[str] = field(default_factory=list)
+    """Broken expectations (warn, quarantine) and rows quarantined, one line each."""
 
     def render(self) -> str:
         """A short human-readable report."""
         lines = [f"materialized events before {format_micros(self.end_us)} "
                  f"(registry version {self.registry_version})"]
         lines += [f"  {run.render()}" for run in self.views]
+        lines += [f"  {line}" for line in self.expectations]
         lines.append(f"  online store: {self.online_states:,} states published "
                      f"(version {self.online_version})")
         return "\n".join(lines)
@@ -148,14 +155,19 @@ def materialize(store: StoreContext, end: object = None, full: bool = False,
             followed incrementally (the message says what to run).
         OnlineStoreUnavailable: the online store cannot be reached (the offline tables
             are already updated; the next run loads the online store again).
+        ExpectationError: an expectation with `on_fail: fail` is broken (nothing is
+            changed; the run's verdicts are recorded).
     """
     end_us = now_micros() if end is None else to_micros(end, "end")
     applied = _current_applied(store)
     graph = store.kernels()
     keys = compiled_state_keys(store.registry, graph)
     result = MaterializeResult(end_us=end_us, registry_version=applied.version)
+    checks = RunChecks(store, end_us)
     result.views = store.offline_database().run(
-        lambda con: _materialize_offline(con, store, graph, keys, end_us, full, progress))
+        lambda con: _materialize_offline(con, store, graph, keys, end_us, full, progress,
+                                         checks))
+    result.expectations = checks.render()
     published = _publication(applied, graph, keys)
     result.online_version, result.online_states = load_online(store, published)
     return result
@@ -200,14 +212,17 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
                 "state_key VARCHAR NOT NULL, end_us BIGINT NOT NULL, "
                 "dictionaries VARCHAR NOT NULL, manifest VARCHAR, "
                 "updated_at TIMESTAMPTZ NOT NULL)")
+    create_statistics_table(con)
 
 
 def _materialize_offline(con: duckdb.DuckDBPyConnection, store: StoreContext,
                          graph: CompiledGraph, keys: dict[str, str], end_us: int, full: bool,
-                         progress: Progress | None) -> list[ViewRun]:
+                         progress: Progress | None, checks: RunChecks) -> list[ViewRun]:
     _create_tables(con)
     con.begin()
     try:
+        # Source expectations before any state is folded: a failing rule stops early.
+        checks.check_sources(con)
         with (tempfile.TemporaryDirectory(prefix="featurestore-") as staging,
               SourceCache(source_cache_dir(store.offline_path)) as copies):
             runs = [_materialize_view(con, _ViewJob(store, graph.views[name], keys[name],
@@ -218,7 +233,15 @@ def _materialize_offline(con: duckdb.DuckDBPyConnection, store: StoreContext,
         names = list(store.registry.feature_views)
         con.execute(f"DELETE FROM {RUNS_TABLE} WHERE NOT list_contains(?, view)", [names])
         con.execute(f"DELETE FROM {STATES_TABLE} WHERE NOT list_contains(?, view)", [names])
+        # Feature expectations read the latest values just written, before publishing.
+        checks.check_features(con)
+        if checks.active:
+            checks.record(con)
         con.commit()
+    except ExpectationError as error:
+        con.rollback()
+        checks.record_failure(con, error)
+        raise
     except BaseException:
         con.rollback()
         raise
@@ -305,6 +328,8 @@ def _materialize_view(con: duckdb.DuckDBPyConnection, job: _ViewJob, full: bool,
                 [name, job.state_key, end_us, orjson.dumps(dictionaries).decode(),
                  manifest.to_json()])
     _write_latest_values(con, view, name, job.keys, dictionaries, end_us)
+    # Statistics of the values just written, in the same transaction as they are.
+    record_view_statistics(con, name, f"features_{name}", list(view.feature_names), end_us)
     return run
 
 
@@ -481,6 +506,8 @@ def load_online(store: StoreContext, published: PublishedRegistry) -> tuple[str,
         # or publishing would drop them from the online store.
         folded, views = fold_pushed_after_end(con, store, views, STATES_TABLE, RUNS_TABLE)
         metadata = publication_metadata(published, views)
+        # What each state holds, kept after a later run replaces it (for replay).
+        record_publication(con, version, published.version, RUNS_TABLE)
         return online.write_version(version, _stored_items(con, folded), metadata)
 
     try:

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -19,6 +19,9 @@ import pyarrow as pa
 from featurestore.errors import SourceError
 from featurestore.offline.segments import list_segments
 from featurestore.times import EPOCH_UNITS
+
+if TYPE_CHECKING:
+    from featurestore.validation.rules import RowFilter
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".csv.zst", ".tsv.zst")
@@ -65,6 +68,8 @@ class SourceSpec:
         timestamp_unit: `s`, `ms`, `us` or `ns` when the source's own timestamp column
             holds epoch integers in that unit; None when it holds timestamps. Pushed
             segments always hold timestamps.
+        row_filter: rows kept out wherever the source is read (its quarantined rows,
+            `featurestore.validation.rules`); None keeps every row.
     """
 
     name: str
@@ -77,6 +82,7 @@ class SourceSpec:
     files: tuple[str, ...] | None = None
     cached: SourceCopy | None = None
     timestamp_unit: str | None = None
+    row_filter: RowFilter | None = None
 
     def __post_init__(self) -> None:
         given = [kind for kind in ("path", "table", "query") if getattr(self, kind)]
@@ -215,6 +221,15 @@ def direct_relation(spec: SourceSpec, base_dir: Path | str) -> str:
     return f"({query})"
 
 
+def kept_rows(spec: SourceSpec, relation: str) -> str:
+    """`relation` (a part of the source) without the rows its row filter keeps out.
+
+    Applied to each part (the source's own rows, its pushed segments) where it is read,
+    so materialization, training sets and checks all see the same rows.
+    """
+    return relation if spec.row_filter is None else spec.row_filter.relation(relation)
+
+
 def pushed_segments(spec: SourceSpec, base_dir: Path | str) -> list[Path]:
     """The complete pushed-event segments of the source, oldest first."""
     if spec.segments is not None:
@@ -254,10 +269,10 @@ def source_relation(spec: SourceSpec, base_dir: Path | str) -> str:
     if spec.timestamp_unit is not None:
         micros = epoch_integer_micros_sql(column, spec.timestamp_unit)
         own = f"* REPLACE (make_timestamp({micros}) AS {column})"
-    parts = [f"SELECT {own} FROM {base_relation(spec, base_dir)}"]
+    parts = [f"SELECT {own} FROM {kept_rows(spec, base_relation(spec, base_dir))}"]
     segments = pushed_segments(spec, base_dir)
     if segments:
-        parts.append(f"SELECT {normalise} FROM {segments_relation(segments)}")
+        parts.append(f"SELECT {normalise} FROM {kept_rows(spec, segments_relation(segments))}")
     return "(" + " UNION ALL BY NAME ".join(parts) + ")"
 
 

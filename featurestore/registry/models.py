@@ -26,7 +26,14 @@ from pydantic_core import PydanticCustomError
 
 from featurestore.credentials import redact_url
 from featurestore.errors import SourceError
+from featurestore.registry.drift_settings import DriftSettings
 from featurestore.registry.durations import DurationSyntaxError, format_duration, parse_duration
+from featurestore.registry.expectations import (
+    ColumnExpectation,
+    FeatureExpectation,
+    Freshness,
+    RowCountChange,
+)
 from featurestore.registry.serving_settings import Serving
 from featurestore.registry.suggestions import did_you_mean
 from transforms.fitted_functions import FUNCTIONS, IMPUTE_STRATEGIES
@@ -298,6 +305,9 @@ class Source(Definition):
             (rows are only ever added, at any event time) or `rewrite` (rows may also
             change or go; the default). Files need no declaration: each file's size,
             modification time and row count are recorded and compared.
+        expect: column → its rules (`featurestore.registry.expectations`).
+        freshness: how old the newest event may be.
+        row_count_change: how much the row count may change between materializations.
     """
 
     path: str | None = None
@@ -306,6 +316,9 @@ class Source(Definition):
     timestamp: Name
     timestamp_unit: Annotated[str, AfterValidator(_check_timestamp_unit)] | None = None
     changes: Annotated[str, AfterValidator(_check_changes)] | None = None
+    expect: dict[Name, ColumnExpectation] = {}
+    freshness: Freshness | None = None
+    row_count_change: RowCountChange | None = None
 
     @model_validator(mode="after")
     def _check_one_location(self) -> Source:
@@ -347,12 +360,14 @@ class Feature(Described):
         expr: expression over source columns; None only for `count`.
         window: window length in microseconds; None for a lifetime aggregation.
         hop: hop in microseconds; None means the view's hop or the default.
+        expect: rules on its latest values, checked at materialize.
     """
 
     agg: Aggregation
     expr: str | None = None
     window: Duration | None = None
     hop: Duration | None = None
+    expect: FeatureExpectation | None = None
 
 
 class FeatureView(Described):
@@ -531,6 +546,7 @@ class Registry(Definition):
     request_views: dict[Name, RequestView] = {}
     services: dict[Name, ServiceDefinition] = {}
     serving: Serving = Serving()
+    drift: DriftSettings = DriftSettings()
 
     def effective_hop(self, view: str, feature: str) -> int | None:
         """The hop (microseconds) a feature uses: its own, its view's, or the default.

@@ -20,7 +20,14 @@ from typing import Any
 
 from featurestore.credentials import redact_url
 from featurestore.registry.durations import format_duration
-from featurestore.registry.models import Described, FeatureView, Registry, RequestView, Store
+from featurestore.registry.models import (
+    Described,
+    Feature,
+    FeatureView,
+    Registry,
+    RequestView,
+    Store,
+)
 
 
 class Action(StrEnum):
@@ -178,9 +185,10 @@ def compute_plan(
     changes += _diff_simple(Kind.ENTITY, base.entities, current.entities, ("keys",))
     changes += _diff_simple(
         Kind.SOURCE, base.sources, current.sources,
-        ("path", "table", "query", "timestamp", "timestamp_unit", "changes"),
+        ("path", "table", "query", "timestamp", "timestamp_unit", "changes", *_CHECK_KEYS),
     )
-    changed_inputs = {(c.kind, c.name) for c in changes if c.action is Action.CHANGE}
+    changed_inputs = {(c.kind, c.name) for c in changes if c.action is Action.CHANGE
+                      and not _only_checks_changed(base, current, c)}
     changes += _diff_feature_views(base, current, changed_inputs)
     offline_stale = _stale_views(changes)
     if online_moved:
@@ -202,6 +210,26 @@ def _stale_views(changes: list[Change]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(
         change.name.split(":", 1)[0] for change in changes
         if change.stale and change.kind in (Kind.FEATURE_VIEW, Kind.FEATURE)))
+
+
+_CHECK_KEYS = ("expect", "freshness", "row_count_change")
+
+
+def _only_checks_changed(old: Registry, new: Registry, change: Change) -> bool:
+    """Whether a source changed only in expectations that keep every row it reads: warn
+    and fail rules, freshness and row_count_change change no state (quarantine rules
+    do: they change which rows are read; see `view_states`)."""
+    if change.kind is not Kind.SOURCE:
+        return False
+    before, after = old.sources[change.name], new.sources[change.name]
+
+    def quarantined(source: Any) -> dict[str, Any]:
+        return {column: rules for column, rules in source.expect.items()
+                if rules.on_fail == "quarantine"}
+
+    same_reads = (before.model_dump(exclude=set(_CHECK_KEYS))
+                  == after.model_dump(exclude=set(_CHECK_KEYS)))
+    return same_reads and quarantined(before) == quarantined(after)
 
 
 def _field_changes(old: object, new: object, fields: Iterable[str]) -> tuple[str, ...]:
@@ -332,6 +360,10 @@ def _diff_view(old: Registry, new: Registry, name: str, inputs_changed: bool) ->
 def _about_changes(before: Described, after: Described) -> tuple[str, ...]:
     """Changes to a definition's description, tags or owner."""
     details = list(_field_changes(before, after, ("description", "owner")))
+    if isinstance(before, Feature) and isinstance(after, Feature) and (
+            before.expect != after.expect):
+        # A feature's expectations are checked, not computed: never stale.
+        details.append(f"expect {_show(before.expect)} → {_show(after.expect)}")
     if before.tags != after.tags:
         details.append(f"tags {_show_tags(before.tags)} → {_show_tags(after.tags)}")
     return tuple(details)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 MAX_BODY_BYTES = 1024 * 1024
 """Default largest request body (1 MiB); larger ones get a 413 before they are read."""
@@ -26,6 +26,9 @@ class Serving(BaseModel):
         max_push_rows: most rows in one `POST /push`; more gets a 413.
         body_timeout: longest time, in seconds, from a request's headers to the end of its
             body; a client sending more slowly gets a 408 (and its connection closed).
+        log_sample_rate: share of lookup requests whose served values the server logs
+            for `featurestore replay` (`serving/served_log.py`), from 0 (off) to 1 (all);
+            `serve --log-sample-rate` overrides it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,3 +38,4 @@ class Serving(BaseModel):
     max_body_bytes: PositiveInt = MAX_BODY_BYTES
     max_push_rows: PositiveInt = MAX_PUSH_ROWS
     body_timeout: PositiveFloat = BODY_TIMEOUT_S
+    log_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)

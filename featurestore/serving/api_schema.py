@@ -93,6 +93,8 @@ class PushAnswer(BaseModel):
     rows: int
     online: bool
     entities: int
+    warnings: list[str] | None = None
+    """Broken `on_fail: warn` expectations of the rows (kept); absent when none."""
 
 
 class ErrorDetail(BaseModel):
@@ -137,6 +139,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     408: {"model": ErrorAnswer, "description": "Body not received within the deadline"},
     413: {"model": ErrorAnswer, "description": "Body, entities or rows over the limit"},
     503: {"model": ErrorAnswer, "description": "Online store unreachable or not loaded"},
+}
+
+PUSH_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    422: {"model": ErrorAnswer, "description": "A row breaks a source expectation (code "
+          "expectation_failed; the error also names source, row, column, rule, value and "
+          "policy); nothing is stored"},
 }
 
 
@@ -202,7 +211,8 @@ def document_bearer_auth(app: FastAPI, open_paths: Collection[str]) -> None:
         if _BEARER not in schemes:  # the document is cached: change it once
             schemes[_BEARER] = {"type": "http", "scheme": "bearer", "description":
                                 "a token from `featurestore token create`: scope `read` for "
-                                "lookups and /registry, `push` for POST /push"}
+                                "lookups and /registry, `push` for POST /push, `metrics` "
+                                "for GET /metrics"}
             for path, operations in schema.get("paths", {}).items():
                 if path in open_paths:
                     continue

@@ -6,7 +6,9 @@
 `featurestore serve --workers N` runs the same factory in each worker process. The
 registry comes from FEATURESTORE_REGISTRY (default ./registry.yaml); the stores from
 the registry, unless FEATURESTORE_OFFLINE or FEATURESTORE_ONLINE override them.
-FEATURESTORE_AUTH=1 requires bearer tokens as `serve --auth` does (`serving.guard`).
+FEATURESTORE_AUTH=1 requires bearer tokens as `serve --auth` does (`serving.guard`);
+FEATURESTORE_LOG_SAMPLE_RATE sets the served-value log's rate as `serve
+--log-sample-rate` does (`serving.served_log`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from featurestore.context import REGISTRY_ENV
 from featurestore.errors import FeatureStoreError, RegistryError
 from featurestore.serving.access_log import AccessLog
 from featurestore.serving.guard import auth_from_environment
+from featurestore.serving.served_log import sample_rate_from_environment
 from featurestore.serving.server import create_app as create_store_app
 from featurestore.store import FeatureStore
 
@@ -36,7 +39,8 @@ def create_app() -> AccessLog:
     registry = os.environ.get(REGISTRY_ENV) or "registry.yaml"
     try:
         store = FeatureStore(registry)
-        return create_store_app(store, owns_store=True, auth=auth_from_environment())
+        return create_store_app(store, owns_store=True, auth=auth_from_environment(),
+                                log_sample_rate=sample_rate_from_environment())
     except RegistryError as error:
         problems = error.problems or [str(error)]
     except FeatureStoreError as error:

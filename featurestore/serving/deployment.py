@@ -46,6 +46,7 @@ from featurestore.registry.state import AppliedRegistry, AppliedState
 from featurestore.serving.lookup import OnlineLookup
 from featurestore.serving.lookup_answer import LookupAnswer
 from featurestore.serving.push import PushResult, push
+from featurestore.serving.served_log import ServedLog
 from featurestore.view_states import state_keys
 from transforms import view_fingerprints
 from transforms.spec import ColumnType
@@ -98,6 +99,9 @@ class Deployment:
         base: the context of the store the server was started for (its registry file
             is served only while nothing is applied).
         poll_seconds: how often `start`'s thread looks for new versions.
+
+    Attributes:
+        served_log: where `answer` offers each answered lookup (None: not logged).
     """
 
     def __init__(self, base: StoreContext, poll_seconds: float = POLL_SECONDS) -> None:
@@ -111,6 +115,7 @@ class Deployment:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._current: ServedVersion | None = None
+        self.served_log: ServedLog | None = None
         self.refresh()
 
     @property
@@ -141,9 +146,14 @@ class Deployment:
 
     def answer(self, **arguments: Any) -> LookupAnswer:
         """`OnlineLookup.answer` (values, warnings, metadata) with the served registry."""
-        return self._with_current(
-            lambda served: served.engine.answer(served.context.online_store(),
-                                                fits=served.context.fits(), **arguments))
+        return self._with_current(lambda served: self._answer(served, arguments))
+
+    def _answer(self, served: ServedVersion, arguments: dict[str, Any]) -> LookupAnswer:
+        answer = served.engine.answer(served.context.online_store(),
+                                      fits=served.context.fits(), **arguments)
+        if self.served_log is not None:
+            self.served_log.offer(arguments, answer, served.registry_version)
+        return answer
 
     def push(self, source: str, rows: object, origin: PushOrigin | None = None) -> PushResult:
         """`push` with the served registry (`origin` for its audit record)."""

@@ -6,6 +6,7 @@ requests are logged too, by path). With auth on, a request needs
 
     GET /health, /docs, /docs-assets/..., /openapi.json   open
     POST /push                                              scope `push`
+    GET /metrics                                            scope `metrics`
     anything else (lookups, /registry, unknown paths)       scope `read`
 
 No token, a malformed header, or an unknown or revoked token get 401 with
@@ -16,8 +17,8 @@ accepted token's name is put in the ASGI scope's state, where a route reads it a
 
 With a rate limit of N, each token (each client address when auth is off) may make N
 requests per second in each server process: a token bucket of capacity N refilled at N
-per second. Past it: 429 with ``Retry-After``. /health is never limited, so probes keep
-working under load.
+per second. Past it: 429 with ``Retry-After``. /health and /metrics are never limited,
+so probes and scrapes keep working under load.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ HEALTH_PATH = "/health"
 OPEN_PATHS = frozenset({HEALTH_PATH, "/docs", "/openapi.json"})
 OPEN_PREFIX = "/docs-assets/"
 PUSH_PATH = "/push"
+METRICS_PATH = "/metrics"
+UNLIMITED_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _MAX_RATE_KEYS = 10_000
 
@@ -110,14 +113,15 @@ class Guard:
         who: tuple[str, str] | None = None
         if self._tokens is not None and path not in OPEN_PATHS and not path.startswith(
                 OPEN_PREFIX):
-            needed = "push" if path == PUSH_PATH and scope["method"] == "POST" else "read"
+            needed = ("push" if path == PUSH_PATH and scope["method"] == "POST"
+                      else "metrics" if path == METRICS_PATH else "read")
             name, refusal = self._authenticate(scope, needed)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
             state["token_name"] = name
             who = ("token", name)
-        if self._limiter is not None and path != HEALTH_PATH:
+        if self._limiter is not None and path not in UNLIMITED_PATHS:
             if who is None:
                 client = scope.get("client")
                 who = ("client", client[0] if client else "-")

@@ -10,6 +10,8 @@ and that answer is the same JSON shape without a stack trace (the trace goes to 
     404  unknown_fit (a transformed lookup names a fit the service does not have)
     409  not_fitted, fit_mismatch (a transformed lookup of a service with no fit, or
          with a fit made for other definitions: the message names `featurestore fit`)
+    422  expectation_failed (a pushed row breaks a source expectation; the error also
+         names its row, column, rule and value)
     413  body_too_large, too_many_entities, too_many_rows
     404  not_found (unknown path)       405  method_not_allowed
     503  online_store_unavailable, not_materialized, registry_mismatch, storage_unavailable
@@ -43,6 +45,7 @@ _STATUS_BY_CODE = {
     "not_fitted": 409,
     "fit_mismatch": 409,
     "unknown_fit": 404,
+    "expectation_failed": 422,
 }
 # Answered before the body was read whole: the connection is closed rather than kept,
 # so the server neither reads nor waits for the rest.
@@ -56,9 +59,10 @@ class BodyError(RequestError):
     """The HTTP body itself is unusable (too large, not JSON, not an object)."""
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    """The JSON error answer."""
-    body = orjson.dumps({"error": {"code": code, "message": message}})
+def error_response(status: int, code: str, message: str,
+                   details: dict[str, object] | None = None) -> Response:
+    """The JSON error answer (`details`: more members of the error, such as the row)."""
+    body = orjson.dumps({"error": {"code": code, "message": message, **(details or {})}})
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -70,7 +74,8 @@ def answer_error(error: Exception) -> Response:
             is logged with its trace and answered with a JSON 500.
     """
     if isinstance(error, RequestError):
-        response = error_response(_STATUS_BY_CODE.get(error.code, 400), error.code, str(error))
+        response = error_response(_STATUS_BY_CODE.get(error.code, 400), error.code, str(error),
+                                  getattr(error, "details", None))
         if error.code in _BODY_LEFT_UNREAD:
             response.headers["connection"] = "close"
         return response

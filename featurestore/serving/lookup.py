@@ -104,6 +104,7 @@ class LookupPlan:
         windows: feature view → the longest window of the features computed from it
             (views computing only lifetime features are absent).
         refs: the (view, feature) of each output, in order.
+        view_names: the names of `reads`.
     """
 
     key_types: dict[str, ColumnType]
@@ -114,6 +115,7 @@ class LookupPlan:
     outputs: tuple[_Output, ...]
     windows: dict[str, int] = field(default_factory=dict)
     refs: tuple[tuple[str, str], ...] = ()
+    view_names: tuple[str, ...] = ()
 
 
 class OnlineLookup:
@@ -210,7 +212,8 @@ class OnlineLookup:
         fields, field_rows = request_columns(request, plan.field_types,
                                              rows if plan.reads else None, self._fields)
         at_us = lookup_time(at)
-        values, reads = self._view_values(online, plan, keys, at_us) if plan.reads else ({}, [])
+        values, reads, version = (self._view_values(online, plan, keys, at_us) if plan.reads
+                                  else ({}, [], None))
         for name, inputs in plan.request_views.items():
             dependencies = {ref: values[ref[0]][self._row(*ref)] for ref in inputs.features}
             values[name] = self.kernels.request_views[name].evaluate_given(
@@ -234,7 +237,8 @@ class OnlineLookup:
             count = rows if field_rows is None else field_rows
             result = typed_table(keys, plan.key_types, [*typed, *extra], count, output)
         return LookupAnswer(result, stale, metadata,
-                            None if program is None else program.artifact.id)
+                            None if program is None else program.artifact.id, at_us, version,
+                            plan.view_names)
 
     def _python_columns(self, plan: LookupPlan, keys: dict[str, list],
                         values: dict[str, np.ndarray]) -> dict[str, list]:
@@ -258,8 +262,9 @@ class OnlineLookup:
 
     def _view_values(
         self, online: OnlineStore, plan: LookupPlan, keys: dict[str, list], at_us: int
-    ) -> tuple[dict[str, np.ndarray], list[ViewStates]]:
-        """Read every needed state in one round trip and merge each view at `at_us`."""
+    ) -> tuple[dict[str, np.ndarray], list[ViewStates], str | None]:
+        """Read every needed state in one round trip and merge each view at `at_us`;
+        also the online version read."""
         per_view = [_key_tuples(keys, read.key_columns) for read in plan.reads]
         requests = [
             (read.name, key) for read, tuples in zip(plan.reads, per_view, strict=True)
@@ -278,7 +283,7 @@ class OnlineLookup:
             values[read.name] = self.kernels.views[read.name].values_from_states(blobs, at_us)
             reads.append(ViewStates(read.name, ends[read.name],
                                     [blob is not None for blob in blobs], newest))
-        return values, reads
+        return values, reads, result.version
 
     def _check(self, result: ReadResult, plan: LookupPlan, at_us: int) -> dict[str, int]:
         """Refuse states that are missing, of other definitions, or newer than `at_us`;
@@ -349,7 +354,7 @@ class OnlineLookup:
                                if field in inputs.fields)
         return LookupPlan(key_types, tuple(reads), request_views, field_types,
                           tuple(metadata), outputs, self._windows(selection, request_views),
-                          selection.refs)
+                          selection.refs, tuple(view_names))
 
     def _windows(self, selection: FeatureSelection,
                  request_views: Mapping[str, RequestInputs]) -> dict[str, int]:

@@ -79,12 +79,19 @@ class LookupAnswer:
         warnings: why the values are likely not what was meant (empty when none).
         metadata: the metadata (see the module docstring) when it was asked for.
         fit: the id of the fitted artifact of a transformed lookup (None otherwise).
+        at_us: the lookup time used, microseconds (now, when the request gave none).
+        state_version: the online version whose states answered (None: no feature
+            view was read).
+        views: the feature views whose states were read.
     """
 
     features: dict[str, list] | pd.DataFrame | pa.Table
     warnings: list[str] = field(default_factory=list)
     metadata: dict[str, Any] | None = None
     fit: str | None = None
+    at_us: int | None = None
+    state_version: str | None = None
+    views: tuple[str, ...] = ()
 
 
 def stale_warnings(views: Sequence[ViewStates], windows: Mapping[str, int],

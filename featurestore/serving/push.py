@@ -54,6 +54,7 @@ from featurestore.online.stored_states import has_newest_times, split_values
 from featurestore.registry import Registry
 from featurestore.registry.suggestions import did_you_mean
 from featurestore.serving.errors import RequestError
+from featurestore.validation.push_checks import check_pushed_rows
 from featurestore.view_states import compiled_state_keys
 from transforms import CompiledGraph, CompiledView
 from transforms.spec import ColumnType
@@ -76,6 +77,7 @@ class PushResult:
         online: True when the online states include the rows; False when nothing is
             materialized yet (the next materialization loads them from the segment).
         entities: how many (view, entity) states were updated.
+        warnings: broken `on_fail: warn` expectations of the rows (they were kept).
     """
 
     source: str
@@ -83,6 +85,7 @@ class PushResult:
     segment: Path | None
     online: bool
     entities: int
+    warnings: tuple[str, ...] = ()
 
 
 def push(store: StoreContext, source: str, rows: object,
@@ -103,6 +106,8 @@ def push(store: StoreContext, source: str, rows: object,
     Raises:
         RequestError: unknown source, or rows that do not match its schema (code
             ``unknown_source`` or ``invalid_rows``).
+        PushExpectationError: a row breaks a source expectation whose policy is fail
+            or quarantine (code ``expectation_failed``; nothing is stored).
         RegistryMismatchError: the online store was loaded by other definitions
             (nothing is stored).
         OnlineStoreUnavailable: the online store cannot be reached before the rows were
@@ -114,13 +119,16 @@ def push(store: StoreContext, source: str, rows: object,
     table = _validated(registry, kernels, source, rows)
     if table.num_rows == 0:
         return PushResult(source, 0, None, online=False, entities=0)
+    # Expectations before anything is stored: a refused push leaves no trace.
+    warnings = tuple(check_pushed_rows(registry, source, table))
     online = store.online_store()
     expected = compiled_state_keys(registry, kernels)
     published = _check_online(online, views, expected)
     audit = audit_metadata(origin or PushOrigin(), source, table.num_rows)
     segment = append_segment(store.offline_path.parent, source, table, audit)
     if not published:
-        return PushResult(source, table.num_rows, segment, online=False, entities=0)
+        return PushResult(source, table.num_rows, segment, online=False, entities=0,
+                          warnings=warnings)
     try:
         folded = _fold_into_states(online, kernels, registry, views, table, source, expected)
     except (OnlineStoreUnavailable, RegistryMismatchError, NotMaterializedError) as error:
@@ -130,7 +138,7 @@ def push(store: StoreContext, source: str, rows: object,
             "online store with the next materialization: do not push them again"
         ) from error
     return PushResult(source, table.num_rows, segment, online=folded is not None,
-                      entities=folded or 0)
+                      entities=folded or 0, warnings=warnings)
 
 
 def _views_of(registry: Registry, kernels: CompiledGraph, source: str) -> list[CompiledView]:

@@ -4,6 +4,7 @@
     POST /push              {"source": ..., "rows": [...]}
     GET  /health            200 when the online store answers, else 503
     GET  /registry          the applied definitions as JSON
+    GET  /metrics           operational metrics, Prometheus text format (`metrics`)
     GET  /docs              OpenAPI (the document itself at /openapi.json), served
                             with no internet (`docs_page`)
 
@@ -61,6 +62,7 @@ from featurestore.serving.access_log import AccessLog, LogFormat, logging_config
 from featurestore.serving.connections import Connections
 from featurestore.serving.deployment import POLL_SECONDS
 from featurestore.serving.docs_page import install_docs
+from featurestore.serving.freshness_metrics import FreshnessCollector
 from featurestore.serving.guard import OPEN_PATHS, Guard
 from featurestore.serving.http_errors import (
     BodyError,
@@ -71,6 +73,14 @@ from featurestore.serving.http_errors import (
     parse_object,
     read_body,
 )
+from featurestore.serving.metrics import (
+    PUSH_BODY_STATE,
+    install_metrics_route,
+    multiprocess_folder,
+    server_metrics,
+)
+from featurestore.serving.request_metrics import RequestMetrics, RouteTemplates
+from featurestore.serving.served_log import LOG_SAMPLE_RATE_ENV, served_log_for
 from featurestore.serving.status import health_answer, registry_answer, versions
 
 if TYPE_CHECKING:
@@ -100,7 +110,8 @@ APP_FACTORY = "featurestore.serving.app:create_app"
 
 
 def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
-               owns_store: bool = False, auth: bool = False) -> AccessLog:
+               owns_store: bool = False, auth: bool = False,
+               log_sample_rate: float | None = None) -> AccessLog:
     """Build the ASGI application for one feature store.
 
     Compiles (or loads) the kernels of the version to serve and opens the online store
@@ -115,6 +126,8 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
             (for a store made for this application alone).
         auth: require bearer tokens (`guard.py`) even when the registry's
             `serving.auth` does not ask for them; its `serving.rate_limit` applies too.
+        log_sample_rate: share of lookups whose served values are logged
+            (`served_log`); None: the registry's `serving.log_sample_rate`.
 
     Raises:
         RegistryError, SourceError: the registry cannot be compiled.
@@ -124,10 +137,15 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
     backend = "local" if store.online == "local" else "redis"
     serving = store.registry.serving
     tokens = AcceptedTokens(store.offline_path) if auth or serving.auth else None
+    served_log = deployment.served_log = served_log_for(store.offline_path, serving,
+                                                        log_sample_rate)
+    metrics = server_metrics(FreshnessCollector(deployment))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         deployment.start()
+        if served_log is not None:
+            served_log.start()
         if tokens is not None:
             tokens.start()
         try:
@@ -136,6 +154,8 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
             if tokens is not None:
                 tokens.stop()
             deployment.stop()
+            if served_log is not None:
+                served_log.stop()  # after the requests in flight: writes what they logged
             if owns_store:
                 store.close()
 
@@ -174,11 +194,14 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
 
     @app.post("/push", openapi_extra=push_doc, summary="Push events of a source",
               description=api_schema.PUSH_DESCRIPTION,
-              responses={200: {"model": api_schema.PushAnswer}, **api_schema.ERROR_RESPONSES})
+              responses={200: {"model": api_schema.PushAnswer},
+                         **api_schema.PUSH_ERROR_RESPONSES})
     @json_errors
+    @metrics.pushes.counted(lambda: deployment.current.context.registry.sources)
     async def push_rows(request: Request) -> Response:
         body = parse_object(await read_body(request, serving.max_body_bytes,
                                             serving.body_timeout), _PUSH_MEMBERS)
+        setattr(request.state, PUSH_BODY_STATE, body)  # the push counters read it
         for name in _PUSH_MEMBERS:
             if name not in body:
                 raise BodyError("invalid_body", f"member '{name}' is required")
@@ -196,6 +219,8 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
         result = await run_in_threadpool(deployment.push, body["source"], rows, origin)
         answer = {"source": result.source, "rows": result.rows, "online": result.online,
                   "entities": result.entities}
+        if result.warnings:  # broken `on_fail: warn` expectations; the rows were kept
+            answer["warnings"] = list(result.warnings)
         return Response(orjson.dumps(answer), media_type=_JSON)
 
     @app.get("/health", summary="Whether the online store answers, and what is served",
@@ -220,7 +245,9 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
     async def registry_definitions(request: Request) -> Response:
         return Response(orjson.dumps(registry_answer(deployment.current)), media_type=_JSON)
 
-    return AccessLog(Guard(LookupFront(app, online_features), tokens, serving.rate_limit))
+    install_metrics_route(app, metrics)
+    guarded = Guard(LookupFront(app, online_features), tokens, serving.rate_limit)
+    return AccessLog(RequestMetrics(guarded, metrics, RouteTemplates(app, (LOOKUP_PATH,))))
 
 
 class LookupFront:
@@ -260,7 +287,8 @@ class LookupFront:
 def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
           access_log: bool = False, log_format: LogFormat = "text", workers: int = 1,
           shutdown_timeout: float = SHUTDOWN_TIMEOUT_S, auth: bool = False,
-          connections: Connections | None = None) -> None:
+          connections: Connections | None = None,
+          log_sample_rate: float | None = None) -> None:
     """Run the server until SIGTERM or Ctrl-C, then shut down gracefully.
 
     Args:
@@ -276,6 +304,8 @@ def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
         auth: require bearer tokens even when the registry's `serving.auth` does not.
         connections: TLS and uvicorn's connection limits (default: plain HTTP, no cap
             on connections, idle keep-alive connections closed after 5 s).
+        log_sample_rate: share of lookups logged for `featurestore replay` (None: the
+            registry's `serving.log_sample_rate`).
     """
     settings = {"host": host, "port": port, "access_log": False, "log_level": "info",
                 "log_config": logging_config(log_format, access_log),
@@ -284,7 +314,8 @@ def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
     with _stopped_quietly():
         if workers == 1:
             try:
-                uvicorn.run(create_app(store, auth=auth), **settings)
+                uvicorn.run(create_app(store, auth=auth, log_sample_rate=log_sample_rate),
+                            **settings)
             finally:
                 store.close()
             return
@@ -293,7 +324,10 @@ def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
         os.environ[REGISTRY_ENV] = str(store.registry_path)
         if auth:
             os.environ[AUTH_ENV] = "1"
-        uvicorn.run(APP_FACTORY, factory=True, workers=workers, **settings)
+        if log_sample_rate is not None:
+            os.environ[LOG_SAMPLE_RATE_ENV] = repr(log_sample_rate)
+        with multiprocess_folder():  # the workers' metrics, added up at each scrape
+            uvicorn.run(APP_FACTORY, factory=True, workers=workers, **settings)
 
 
 @contextlib.contextmanager

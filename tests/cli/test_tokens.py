@@ -59,7 +59,7 @@ def test_list_as_a_table_and_as_json_lines(project: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (("create", "reader", "--scope", "raed"),
-     "error: unknown scope 'raed' (did you mean 'read'?); scopes: read, push"),
+     "error: unknown scope 'raed' (did you mean 'read'?); scopes: read, push, metrics"),
     (("create", "my-token", "--scope", "read"),
      "error: 'my-token' is not a valid token name: use letters, digits and underscores, "
      "not starting with a digit (at most 64)"),
