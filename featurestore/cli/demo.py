@@ -74,23 +74,27 @@ def _demo_online(store: FeatureStore, step: int, total: int) -> None:
     """The online half of the demo: materialize, look up, push, look up again, verify.
 
     Everything happens at the end of the sample data's timeline, so the windows hold
-    events; the pushed transaction comes one minute after it.
+    events; the pushed transaction comes one minute after it, the lookups two.
     """
     end = _sample_end(store)
     click.echo(f"[{step}/{total}] Materialize events before {end.isoformat()}:")
     click.echo(indent(store.materialize(end=end).render()))
     users = list(DEMO_USERS)
-    click.echo(f"[{step + 1}/{total}] Online lookups (SDK), service {DEMO_SERVICE}:")
-    answer = store.get_online_features(service=DEMO_SERVICE, entities={"user_id": users},
-                                       request={"amount_now": [25.0, 480.0, 3100.0]}, at=end)
-    click.echo(indent(_table(answer)))
     pushed_at = end + timedelta(minutes=1)
+    # Every lookup is after the pushed event's time: a rerun of the demo finds the event
+    # an earlier run pushed in the online state, and a lookup before it is refused.
+    lookup_at = pushed_at + timedelta(minutes=1)
+    click.echo(f"[{step + 1}/{total}] Online lookups (SDK), service {DEMO_SERVICE}, at "
+               f"{lookup_at.isoformat()}:")
+    answer = store.get_online_features(service=DEMO_SERVICE, entities={"user_id": users},
+                                       request={"amount_now": [25.0, 480.0, 3100.0]},
+                                       at=lookup_at)
+    click.echo(indent(_table(answer)))
     event = {"user_id": users[0], "event_ts": pushed_at, "amount": 950.0,
              "merchant_category": "electronics"}
     click.echo(f"[{step + 2}/{total}] Push a {event['amount']:.2f} electronics transaction "
                f"for user {users[0]}, then look up again:")
     features = [f"user_txn:{name}" for name in DEMO_PUSH_FEATURES]
-    lookup_at = pushed_at + timedelta(minutes=1)
     before = store.get_online_features(features=features, entities={"user_id": users[:1]},
                                        at=lookup_at)
     result = store.push(SAMPLE_SOURCE, [event])

@@ -152,6 +152,10 @@ def _served_side(store: StoreContext, duration: str, wanted: Sequence[Ref] | Non
     end = now_micros()
     directory = served_log_dir(store.offline_path)
     served = read_served_values(directory, end - length, end + 1)
+    if served.rows == 0:
+        raise InputError(f"served:{duration}: no lookups were logged in the last {duration} "
+                         f"(in {directory}); turn logging on with `serving: "
+                         "{log_sample_rate: 0.1}` or `featurestore serve --log-sample-rate`")
     profiles: dict[Ref, Profile] = {}
     for column, values in served.columns.items():
         ref = names.of_column(column)

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from featurestore.registry.durations import DurationSyntaxError, format_duration, parse_duration
 from featurestore.registry.suggestions import did_you_mean
+from featurestore.registry.yaml_values import describe_value
 
 POLICIES = ("warn", "fail", "quarantine")
 """What a broken rule does, mildest first."""
@@ -30,27 +31,13 @@ FEATURE_RULES = ("not_null", "range", "values", "regex")
 """The rules a feature's latest values can be checked against."""
 
 
-def _describe(value: object) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return "nothing" if value is None else type(value).__name__
-
-
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _policy(value: object) -> str:
     if not isinstance(value, str) or value not in POLICIES:
-        shown = value if isinstance(value, str) else _describe(value)
+        shown = value if isinstance(value, str) else describe_value(value)
         hint = did_you_mean(value, POLICIES) if isinstance(value, str) else ""
         raise PydanticCustomError(
             "on_fail", "unknown on_fail '{value}': expected warn, fail or quarantine{hint}",
@@ -62,7 +49,7 @@ def _fraction(value: object) -> float:
     if not _is_number(value) or not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
         raise PydanticCustomError(
             "not_null", "not_null is the largest fraction of nulls allowed, a number from 0 "
-            "to 1 (0: no nulls), got {got}", {"got": _describe(value)})
+            "to 1 (0: no nulls), got {got}", {"got": describe_value(value)})
     return float(value)  # type: ignore[arg-type]
 
 
@@ -71,8 +58,8 @@ def _bounds(value: object) -> tuple[float, float]:
             or not all(_is_number(bound) for bound in value)):
         raise PydanticCustomError(
             "range", "range is [lowest, highest], two numbers, got {got}",
-            {"got": _describe(value) if not isinstance(value, list | tuple)
-             else "[" + ", ".join(_describe(bound) for bound in value) + "]"})
+            {"got": describe_value(value) if not isinstance(value, list | tuple)
+             else "[" + ", ".join(describe_value(bound) for bound in value) + "]"})
     low, high = float(value[0]), float(value[1])
     if low > high:
         raise PydanticCustomError(
@@ -85,12 +72,12 @@ def _allowed_values(value: object) -> tuple[str | int | float, ...]:
     if not isinstance(value, list | tuple) or not value:
         raise PydanticCustomError(
             "values", "values is a non-empty list of the values allowed, got {got}",
-            {"got": "an empty list" if isinstance(value, list | tuple) else _describe(value)})
+            {"got": "an empty list" if isinstance(value, list | tuple) else describe_value(value)})
     for item in value:
         if not (isinstance(item, str) or _is_number(item)):
             raise PydanticCustomError(
                 "values", "values may hold text and numbers only, got {got}",
-                {"got": _describe(item)})
+                {"got": describe_value(item)})
     kinds = {isinstance(item, str) for item in value}
     if len(kinds) > 1:
         raise PydanticCustomError(
@@ -101,7 +88,7 @@ def _allowed_values(value: object) -> tuple[str | int | float, ...]:
 def _pattern(value: object) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("regex", "regex is a pattern in quotes, got {got}",
-                                  {"got": _describe(value)})
+                                  {"got": describe_value(value)})
     try:
         re.compile(value)
     except re.error as error:
@@ -113,7 +100,7 @@ def _pattern(value: object) -> str:
 def _unique(value: object) -> bool:
     if not isinstance(value, bool):
         raise PydanticCustomError("unique", "unique is true or false, got {got}",
-                                  {"got": _describe(value)})
+                                  {"got": describe_value(value)})
     return value
 
 
@@ -121,14 +108,14 @@ def _max_change(value: object) -> float:
     if not _is_number(value) or float(value) < 0:  # type: ignore[arg-type]
         raise PydanticCustomError(
             "row_count_change", "max is the largest relative change allowed, a number of at "
-            "least 0 (0.5: half), got {got}", {"got": _describe(value)})
+            "least 0 (0.5: half), got {got}", {"got": describe_value(value)})
     return float(value)  # type: ignore[arg-type]
 
 
 def _age(value: object) -> int:
     if not isinstance(value, str):
         raise PydanticCustomError("duration_type", "expected a duration such as '90s', '5m', "
-                                  "'1h' or '7d', got {got}", {"got": _describe(value)})
+                                  "'1h' or '7d', got {got}", {"got": describe_value(value)})
     try:
         return parse_duration(value)
     except DurationSyntaxError as error:

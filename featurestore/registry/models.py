@@ -36,6 +36,7 @@ from featurestore.registry.expectations import (
 )
 from featurestore.registry.serving_settings import Serving
 from featurestore.registry.suggestions import did_you_mean
+from featurestore.registry.yaml_values import describe_value
 from transforms.fitted_functions import FUNCTIONS, IMPUTE_STRATEGIES
 from transforms.spec import (
     AGGREGATIONS,
@@ -86,23 +87,6 @@ REQUEST_TYPES: dict[str, ColumnType] = {
 }
 
 ONLINE_SCHEMES = ("redis://", "rediss://")
-
-
-def describe_value(value: Any) -> str:
-    """Name the kind of a YAML value for messages ("got a list")."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 def _check_name(value: str) -> str:

@@ -20,7 +20,8 @@ class RequestError(InputError):
             ``unknown_feature``, ``invalid_entities``, ``missing_entity_key``,
             ``unknown_entity_key``, ``wrong_type``, ``length_mismatch``,
             ``too_many_entities``, ``invalid_request_fields``, ``missing_request_field``,
-            ``unknown_request_field``, ``invalid_time``, ``time_before_materialization``;
+            ``unknown_request_field``, ``invalid_time``, ``time_before_materialization``,
+            ``time_before_newest_event``;
             transformed lookups: ``invalid_fit``, ``not_fitted``, ``unknown_fit``,
             ``fit_mismatch``.
             Pushes: ``unknown_source``, ``invalid_rows``. HTTP bodies (see

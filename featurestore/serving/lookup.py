@@ -280,6 +280,7 @@ class OnlineLookup:
             stored = result.states[start : start + len(tuples)]
             start += len(tuples)
             blobs, newest = split_values(stored, framed)
+            _check_newest(read.name, tuples, newest, at_us)
             values[read.name] = self.kernels.views[read.name].values_from_states(blobs, at_us)
             reads.append(ViewStates(read.name, ends[read.name],
                                     [blob is not None for blob in blobs], newest))
@@ -445,6 +446,27 @@ def get_online_features(
 
 
 _ENGINES: weakref.WeakKeyDictionary[StoreContext, OnlineLookup] = weakref.WeakKeyDictionary()
+
+
+def _check_newest(view: str, keys: list[tuple], newest: list[int | None],
+                  at_us: int) -> None:
+    """Refuse a lookup time at or before an entity's newest folded event.
+
+    A pushed event is folded into the entity's online state at once, whatever its time;
+    a lookup at an earlier `at` would count it, where the training set at that time does
+    not (events before `at` only). Such a value is not point-in-time exact, so it is
+    refused, as a time before the materialization end is.
+    """
+    for key, newest_us in zip(keys, newest, strict=True):
+        if newest_us is not None and newest_us >= at_us:
+            entity = key[0] if len(key) == 1 else key
+            raise RequestError(
+                "time_before_newest_event",
+                f"'at' ({format_micros(at_us)}) is not after the newest event of entity "
+                f"{entity!r} in '{view}' ({format_micros(newest_us)}, pushed after the "
+                "materialization): its online state already holds that event, so online "
+                "lookups for it answer from then on (use a training set for earlier times)",
+            )
 
 
 def lookup_engine(store: StoreContext) -> OnlineLookup:

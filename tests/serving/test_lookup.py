@@ -233,3 +233,25 @@ def test_a_lookup_is_one_redis_round_trip(clean_redis: RedisServer, tmp_path: Pa
     calls = {name: value["calls"] for name, value in stats.items()}
     assert calls == {"cmdstat_config|resetstat": 1, "cmdstat_mget": 1}
     store.close()
+
+
+def test_a_time_before_an_entity_s_pushed_event_is_refused(demo_store: FeatureStore) -> None:
+    # The pushed event is folded into user 1's state at once: a lookup before its time
+    # would count it, where the training set at that time would not.
+    pushed_at = DEMO_END + timedelta(minutes=1)
+    demo_store.push("transactions", [{"user_id": 1, "event_ts": pushed_at, "amount": 950.0,
+                                      "merchant_category": "travel"}])
+    arguments = {"features": ["user_txn:txn_count_1h"], "entities": {"user_id": [2, 1]}}
+    for at in (DEMO_END, pushed_at):
+        with pytest.raises(RequestError, match=r"not after the newest event of entity 1 in "
+                                               r"'user_txn' \(2024-") as raised:
+            demo_store.get_online_features(**arguments, at=at)
+        assert raised.value.code == "time_before_newest_event"
+    # User 2 has no later event; after the pushed one, both answer as the training set does.
+    assert demo_store.get_online_features(features=arguments["features"],
+                                          entities={"user_id": [2]}, at=DEMO_END)["user_id"] == [2]
+    later = pushed_at + timedelta(microseconds=1)
+    online = demo_store.get_online_features(**arguments, at=later)
+    spine = pd.DataFrame({"user_id": [2, 1], "event_ts": [later, later]})
+    offline = demo_store.get_training_set(spine, features=arguments["features"], output="arrow")
+    assert online["txn_count_1h"] == offline.column("txn_count_1h").to_pylist()
