@@ -9,12 +9,13 @@ embedding program) never share or collide on counters:
     featurestore_online_store_errors_total              counter    operation
     featurestore_push_requests_total                    counter    source, outcome
     featurestore_push_rows_total                        counter    source, outcome
+    featurestore_served_log_lookups_total               counter    outcome
     featurestore_view_materialization_age_seconds       gauge      view
     featurestore_view_newest_push_age_seconds           gauge      view
 
-The first five are counted by the process that serves the request
-(`request_metrics.RequestMetrics`, `PushCounters`); the two gauges are computed when
-scraped (`freshness_metrics.FreshnessCollector`).
+The first six are counted by the process that serves the request
+(`request_metrics.RequestMetrics`, `PushCounters`, the served-value log); the two
+gauges are computed when scraped (`freshness_metrics.FreshnessCollector`).
 
 Several worker processes (`serve --workers N`) each count their own requests. When
 PROMETHEUS_MULTIPROC_DIR names a folder (`serve` makes a fresh private one before the
@@ -75,6 +76,8 @@ class ServerMetrics:
         latency: featurestore_http_request_duration_seconds{endpoint, status}.
         online_errors: featurestore_online_store_errors_total{operation}.
         pushes: the push counters.
+        served_log: featurestore_served_log_lookups_total{outcome}: sampled lookups
+            logged, dropped (queue full) or failed (`served_log.ServedLog.counted`).
     """
 
     registry: CollectorRegistry
@@ -82,6 +85,7 @@ class ServerMetrics:
     latency: Histogram
     online_errors: Counter
     pushes: PushCounters
+    served_log: Counter
 
 
 def server_metrics(freshness: Collector) -> ServerMetrics:
@@ -113,8 +117,11 @@ def server_metrics(freshness: Collector) -> ServerMetrics:
     push_rows = Counter("featurestore_push_rows", "Rows in push requests, by source and "
                         "outcome (accepted or rejected)", ["source", "outcome"],
                         registry=counted)
+    served_log = Counter("featurestore_served_log_lookups", "Lookups sampled for the "
+                         "served-value log, by outcome (logged; dropped: its queue was full; "
+                         "failed: not encoded or not written)", ["outcome"], registry=counted)
     return ServerMetrics(registry, requests, latency, online_errors,
-                         PushCounters(push_requests, push_rows))
+                         PushCounters(push_requests, push_rows), served_log)
 
 
 PUSH_BODY_STATE = "push_body"

@@ -72,6 +72,10 @@ since each write costs a fixed fraction of a millisecond under the GIL."""
 POLL_SECONDS = 1.0
 """How often the writer thread drains the queue (which holds `MAX_QUEUE` lookups)."""
 
+LOGGED, DROPPED, FAILED = "logged", "dropped", "failed"
+"""What became of a sampled lookup: in a segment (or on its way), left out because the
+queue was full, or lost because it could not be encoded or its segment written."""
+
 _log = logging.getLogger("featurestore.serving")
 # Segment numbers, per process: every log of the process draws from it, so two logs
 # writing in the same second never pick the same name.
@@ -143,6 +147,9 @@ class ServedLog:
         self.logged = 0
         self.dropped = 0
         self.failed = 0
+        # Told of every outcome (logged, dropped, failed) with its count: the server's
+        # /metrics counter (`metrics.ServerMetrics.served_log`).
+        self.counted: Callable[[str, int], None] | None = None
         self.written = 0
         # A deque's append and popleft are atomic: the request thread needs no lock.
         self._queue: collections.deque[list[bytes]] = collections.deque()
@@ -167,6 +174,7 @@ class ServedLog:
             return
         if len(self._queue) >= self.max_queue:
             self.dropped += 1
+            self._count(DROPPED)
             return
         try:
             rows = self._encoder.encode(time.time_ns() // 1000, request, answer,
@@ -175,10 +183,16 @@ class ServedLog:
             if not self.failed:
                 _log.exception("served-value log: a lookup could not be encoded")
             self.failed += 1
+            self._count(FAILED)
             return
         if rows:
             self._queue.append(rows)
             self.logged += 1
+            self._count(LOGGED)
+
+    def _count(self, outcome: str, lookups: int = 1) -> None:
+        if self.counted is not None:
+            self.counted(outcome, lookups)
 
     def start(self) -> None:
         """Start the writer thread (after a first segment encoded in memory: pyarrow
@@ -240,6 +254,7 @@ class ServedLog:
             return self._write_segment(rows.table())
         except Exception:
             self.failed += rows.lookups
+            self._count(FAILED, rows.lookups)
             raise
 
     def _write_segment(self, table: pa.Table) -> Path:

@@ -80,7 +80,13 @@ from featurestore.serving.metrics import (
     server_metrics,
 )
 from featurestore.serving.request_metrics import RequestMetrics, RouteTemplates
-from featurestore.serving.served_log import LOG_SAMPLE_RATE_ENV, served_log_for
+from featurestore.serving.served_log import (
+    DROPPED,
+    FAILED,
+    LOG_SAMPLE_RATE_ENV,
+    LOGGED,
+    served_log_for,
+)
 from featurestore.serving.status import health_answer, registry_answer, versions
 
 if TYPE_CHECKING:
@@ -140,6 +146,10 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
     served_log = deployment.served_log = served_log_for(store.offline_path, serving,
                                                         log_sample_rate)
     metrics = server_metrics(FreshnessCollector(deployment))
+    if served_log is not None:
+        outcomes = {outcome: metrics.served_log.labels(outcome)
+                    for outcome in (LOGGED, DROPPED, FAILED)}
+        served_log.counted = lambda outcome, lookups: outcomes[outcome].inc(lookups)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

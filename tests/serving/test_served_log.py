@@ -315,3 +315,19 @@ def test_a_segment_that_cannot_be_written_is_counted_not_raised(tmp_path: Path) 
               answer_of(1), 1)
     log.stop()  # a server's shutdown goes on
     assert (log.logged, log.failed, log.written) == (1, 1, 0)
+
+
+def test_metrics_count_the_lookups_logged_and_dropped(demo_store: FeatureStore,
+                                                       tmp_path: Path) -> None:
+    with TestClient(create_app(demo_store, log_sample_rate=1.0)) as client:
+        for user in (1, 2, 3):
+            lookup(client, [user])
+        text = client.get("/metrics").text
+    assert 'featurestore_served_log_lookups_total{outcome="logged"} 3.0' in text
+    # Past a full queue, each dropped lookup is counted as the server counts it.
+    counted: list[tuple[str, int]] = []
+    log = ServedLog(tmp_path / "log", 1.0, max_queue=2)  # no writer thread: nothing drains
+    log.counted = lambda outcome, lookups: counted.append((outcome, lookups))
+    for _ in range(5):
+        log.offer({"features": ["user_txn:amount_sum_7d"]}, answer_of(1), 1)
+    assert counted == [("logged", 1)] * 2 + [("dropped", 1)] * 3
