@@ -16,15 +16,9 @@ import duckdb
 
 from featurestore.times import now_micros
 from featurestore.validation import records
-from featurestore.validation.checks import (
-    check_columns,
-    check_features,
-    check_freshness,
-    check_row_count,
-    checked_sources,
-    measure_source,
-)
+from featurestore.validation.checks import check_features, checked_sources
 from featurestore.validation.errors import ExpectationError
+from featurestore.validation.source_verdicts import source_verdicts
 from featurestore.validation.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -62,20 +56,14 @@ class RunChecks:
         Raises:
             ExpectationError: a rule with `on_fail: fail` is broken.
         """
-        store, registry = self._store, self._store.registry
         # A run retried (the offline file was locked) starts its checks again.
         self.verdicts, self._counts, self.quarantined = [], {}, 0
-        for name in checked_sources(registry):
-            self.verdicts += check_columns(con, registry, name, store.offline_path,
-                                           store.base_dir, self._end_us)
-            source = registry.sources[name]
-            if source.freshness is None and source.row_count_change is None:
-                continue
-            measure = measure_source(con, registry, name, store.offline_path, store.base_dir)
-            self._counts[name] = measure.rows
-            self.verdicts += check_freshness(registry, name, measure, self._now_us)
-            self.verdicts += check_row_count(registry, name, measure.rows,
-                                             records.previous_count(con, name))
+        for name in checked_sources(self._store.registry):
+            verdicts, rows = source_verdicts(con, self._store, name, self._end_us,
+                                             self._now_us)
+            self.verdicts += verdicts
+            if rows is not None:
+                self._counts[name] = rows
         self._stop_on_failure()
 
     def check_features(self, con: duckdb.DuckDBPyConnection) -> None:

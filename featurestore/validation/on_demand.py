@@ -17,14 +17,8 @@ from featurestore.errors import InputError
 from featurestore.registry.suggestions import did_you_mean
 from featurestore.times import now_micros
 from featurestore.validation import records
-from featurestore.validation.checks import (
-    check_columns,
-    check_features,
-    check_freshness,
-    check_row_count,
-    checked_sources,
-    measure_source,
-)
+from featurestore.validation.checks import check_features, checked_sources
+from featurestore.validation.source_verdicts import source_verdicts
 from featurestore.validation.verdicts import ValidationReport
 
 if TYPE_CHECKING:
@@ -52,15 +46,7 @@ def validate(store: StoreContext, source: str | None = None) -> ValidationReport
     def work(con: duckdb.DuckDBPyConnection) -> ValidationReport:
         report = ValidationReport()
         for name in checked_sources(registry, source):
-            report.verdicts += check_columns(con, registry, name, store.offline_path,
-                                             store.base_dir, None)
-            definition = registry.sources[name]
-            if definition.freshness is None and definition.row_count_change is None:
-                continue
-            measure = measure_source(con, registry, name, store.offline_path, store.base_dir)
-            report.verdicts += check_freshness(registry, name, measure, now_us)
-            report.verdicts += check_row_count(registry, name, measure.rows,
-                                               records.previous_count(con, name))
+            report.verdicts += source_verdicts(con, store, name, None, now_us)[0]
         if source is None:
             report.verdicts += check_features(con, registry)
         return report
