@@ -6,7 +6,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint redis-server clean
+.PHONY: demo test lint redis-server chromium screenshots clean
 
 # What the demo needs: the package and its runtime dependencies, and the shared kernels
 # compiled once (they sit in Numba's disk cache from then on).
@@ -31,7 +31,7 @@ $(DEV_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/featurestore demo
 
-test: $(DEV_STAMP) redis-server
+test: $(DEV_STAMP) redis-server chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -47,6 +47,23 @@ redis-server:
 	  else \
 	    echo "redis-server not found: install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis)"; exit 1; \
 	  fi; }
+
+# The console's browser tests drive a headless Chromium; without it they are skipped, so a
+# missing or failed install never fails the tests.
+chromium:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "chromium or chromedriver not found; installing the Debian packages chromium chromium-driver"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+	      || echo "installing chromium failed: the browser tests will be skipped"; \
+	  else \
+	    echo "chromium or chromedriver not found: install them (Debian/Ubuntu: sudo apt-get install chromium chromium-driver); until then the browser tests are skipped"; \
+	  fi; }
+
+# Screenshots of every console page, desktop and phone, into docs/screenshots/ (taken by
+# the browser test).
+screenshots: $(DEV_STAMP) chromium
+	FEATURESTORE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/console/test_browser.py
 
 # Everything the demo and the tests write: the sample data, the offline and online stores
 # and their caches under data/, the virtual environment, tool caches, and the compiled

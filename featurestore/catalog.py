@@ -152,7 +152,7 @@ class Catalog:
         self.types_problem = types_problem
         self.runs = dict(runs or {})
         self._request_refs = {
-            (view, feature): _feature_refs(text)
+            (view, feature): feature_references(text)
             for view, definition in registry.request_views.items()
             for feature, text in definition.features.items()
         }
@@ -428,7 +428,7 @@ def _location(source: Any) -> str:
     return "query"
 
 
-def _feature_refs(text: str) -> tuple[tuple[str, str], ...]:
+def feature_references(text: str) -> tuple[tuple[str, str], ...]:
     """The `view.feature` references of a request feature's expression, in order."""
     try:
         expression = parse_expression(text)

@@ -32,6 +32,8 @@ AUTH_ENV = "FEATURESTORE_AUTH"
 """Set to 1 (true, yes, on), requires bearer tokens as `serve --auth` does (the ASGI
 factory and `serve --workers N`'s workers read it); it cannot turn off auth the
 registry's `serving: {auth: true}` asks for."""
+UI_ENV = "FEATURESTORE_UI"
+"""Set to 1, the ASGI factory mounts the web console at /ui as `serve --ui` does."""
 
 
 class StoreContext:

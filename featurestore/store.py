@@ -22,6 +22,7 @@ from featurestore.errors import FeatureStoreError, InputError, RegistryError
 from featurestore.fits.artifacts import FitArtifact, list_fits, pin_fit, pins
 from featurestore.fits.fitting import FitResult, fit_service
 from featurestore.fits.service_transforms import check_transform_types
+from featurestore.offline.check_history import run_check
 from featurestore.offline.materialize import MaterializeResult, Progress, materialize
 from featurestore.offline.push_audit import PushOrigin, PushRecord, read_push_audit
 from featurestore.offline.replay import replay as replay_log
@@ -490,7 +491,8 @@ class FeatureStore:
         return quarantined_rows(self._context, source, rule, column, limit)
 
     def verify(self, entities: int = 100, at: object = None, seed: int = 0) -> VerifyReport:
-        """Check that online values equal offline ones for sampled entities (DESIGN §4.5).
+        """Check that online values equal offline ones for sampled entities (DESIGN §4.5);
+        the outcome is recorded (`featurestore.offline.check_history`).
 
         Args:
             entities: entities sampled per feature view.
@@ -503,12 +505,14 @@ class FeatureStore:
             FeatureStoreError: nothing is materialized, or by other definitions.
             InputError: a time before the materialization end.
         """
-        return verify_online(self._context, entities=entities, at=at, seed=seed)
+        return run_check(self._context, lambda: verify_online(
+            self._context, entities=entities, at=at, seed=seed))
 
     def replay(self, since: object = None) -> ReplayReport:
         """Recompute every value the server logged (`serving.log_sample_rate`) with the
         offline engine, over the events of the online state that answered, and compare
-        exactly (see `featurestore.offline.replay`).
+        exactly (see `featurestore.offline.replay`); the outcome is recorded
+        (`featurestore.offline.check_history`).
 
         Args:
             since: only lookups logged at or after this time (ISO-8601 text or a
@@ -524,7 +528,7 @@ class FeatureStore:
         """
         since_us = None if since is None else to_micros(since, "since")
         log = read_served_log(served_log_dir(self.offline_path), since_us)
-        return replay_log(self._context, log)
+        return run_check(self._context, lambda: replay_log(self._context, log))
 
     def stats(self, source: str | None = None,
               training_set: str | os.PathLike[str] | None = None, view: str | None = None,

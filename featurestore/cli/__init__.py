@@ -6,6 +6,7 @@ Each module below adds its commands to the one group, `main`.
 from featurestore.cli import (
     audit,
     browse,
+    console,
     data,
     definitions,
     demo,
@@ -24,7 +25,7 @@ from featurestore.cli.group import main
 from featurestore.cli.serving import describe_server
 
 __all__ = [
-    "audit", "browse", "data", "definitions", "demo", "describe_server", "drift", "fits",
+    "audit", "browse", "console", "data", "definitions", "demo", "describe_server", "drift", "fits",
     "init_project", "main",
     "push", "replay", "sample", "serving", "statistics", "tokens", "validation",
 ]

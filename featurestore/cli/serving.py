@@ -49,10 +49,13 @@ from featurestore.store import FeatureStore
               help="Share of lookups whose served values are logged for `featurestore "
                    "replay`, from 0 (off) to 1 (all); default: the registry's "
                    "serving.log_sample_rate (0).")
+@click.option("--ui", is_flag=True,
+              help="Also serve the read-only web console at /ui (as `featurestore ui` does "
+                   "on its own port); with --auth it needs a token with the read scope.")
 def serve(registry: Path, host: str, port: int, workers: int, access_log: bool,
           log_format: Literal["text", "json"], shutdown_timeout: float, auth: bool,
           ssl_certfile: Path | None, ssl_keyfile: Path | None, limit_concurrency: int | None,
-          timeout_keep_alive: float, log_sample_rate: float | None) -> None:
+          timeout_keep_alive: float, log_sample_rate: float | None, ui: bool) -> None:
     """Serve online features over HTTP or HTTPS (OpenAPI at /docs); SIGTERM or Ctrl-C
     stops it after the requests in flight."""
     # Imported here: only this command needs the web stack.
@@ -65,10 +68,12 @@ def serve(registry: Path, host: str, port: int, workers: int, access_log: bool,
     line = describe_server(store.registry.project, store.online, host, port,
                            connections.scheme)
     click.echo(line if workers == 1 else f"{line}, {workers} worker processes")
+    if ui:
+        click.echo(f"web console on {connections.scheme}://{host}:{port}/ui/")
     _echo_auth(store, auth or store.registry.serving.auth)
     run_server(store, host=host, port=port, access_log=access_log, log_format=log_format,
                workers=workers, shutdown_timeout=shutdown_timeout, auth=auth,
-               connections=connections, log_sample_rate=log_sample_rate)
+               connections=connections, log_sample_rate=log_sample_rate, ui=ui)
 
 
 def _echo_auth(store: FeatureStore, auth: bool) -> None:

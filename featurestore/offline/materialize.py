@@ -5,7 +5,8 @@ feature view (the tiles and running aggregates the kernels merge at lookup time)
 keeps them in the offline file (table `featurestore_states`), writes a latest-values
 table per view (`features_<view>`: every entity's features at T), records per view the
 end T, the view's state key and what was read from its source (table
-`featurestore_view_runs`), then loads every state into a new online-store version and
+`featurestore_view_runs`; every run also adds a row per view to the history of
+`run_history.py`), then loads every state into a new online-store version and
 publishes it, with the registry version that built it, in one step.
 
 Incremental runs continue each entity's fold with the events in `[previous end, T)`;
@@ -28,7 +29,9 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -59,6 +62,7 @@ from featurestore.offline.manifest import (
 )
 from featurestore.offline.publications import record_publication
 from featurestore.offline.pushed_after_end import FoldedStates, fold_pushed_after_end
+from featurestore.offline.run_history import create_run_history_table, record_view_run
 from featurestore.offline.source_cache import SourceCache, source_cache_dir
 from featurestore.offline.sources import count_rows, quote_identifier
 from featurestore.online.entity_keys import decode_entity_key, encode_entity_key
@@ -158,6 +162,7 @@ def materialize(store: StoreContext, end: object = None, full: bool = False,
         ExpectationError: an expectation with `on_fail: fail` is broken (nothing is
             changed; the run's verdicts are recorded).
     """
+    run_at = datetime.now(UTC)
     end_us = now_micros() if end is None else to_micros(end, "end")
     applied = _current_applied(store)
     graph = store.kernels()
@@ -166,7 +171,7 @@ def materialize(store: StoreContext, end: object = None, full: bool = False,
     checks = RunChecks(store, end_us)
     result.views = store.offline_database().run(
         lambda con: _materialize_offline(con, store, graph, keys, end_us, full, progress,
-                                         checks))
+                                         checks, (run_at, applied.version)))
     result.expectations = checks.render()
     published = _publication(applied, graph, keys)
     result.online_version, result.online_states = load_online(store, published)
@@ -213,11 +218,14 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
                 "dictionaries VARCHAR NOT NULL, manifest VARCHAR, "
                 "updated_at TIMESTAMPTZ NOT NULL)")
     create_statistics_table(con)
+    create_run_history_table(con)
 
 
 def _materialize_offline(con: duckdb.DuckDBPyConnection, store: StoreContext,
                          graph: CompiledGraph, keys: dict[str, str], end_us: int, full: bool,
-                         progress: Progress | None, checks: RunChecks) -> list[ViewRun]:
+                         progress: Progress | None, checks: RunChecks,
+                         history: tuple[datetime, int]) -> list[ViewRun]:
+    run_at, version = history  # the run's start and registry version, for `run_history`
     _create_tables(con)
     con.begin()
     try:
@@ -225,10 +233,14 @@ def _materialize_offline(con: duckdb.DuckDBPyConnection, store: StoreContext,
         checks.check_sources(con)
         with (tempfile.TemporaryDirectory(prefix="featurestore-") as staging,
               SourceCache(source_cache_dir(store.offline_path)) as copies):
-            runs = [_materialize_view(con, _ViewJob(store, graph.views[name], keys[name],
-                                                    end_us, Path(staging), copies),
-                                      full, progress)
-                    for name in store.registry.feature_views]
+            runs = []
+            for name in store.registry.feature_views:
+                started = perf_counter()
+                runs.append(_materialize_view(con, _ViewJob(
+                    store, graph.views[name], keys[name], end_us, Path(staging), copies),
+                    full, progress))
+                record_view_run(con, runs[-1], end_us, run_at, perf_counter() - started,
+                                version)
         # Views removed from the registry leave nothing behind that a reader could use.
         names = list(store.registry.feature_views)
         con.execute(f"DELETE FROM {RUNS_TABLE} WHERE NOT list_contains(?, view)", [names])

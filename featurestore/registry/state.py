@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -143,6 +144,7 @@ class AppliedState:
         self.database = database
         self.lock_timeout = lock_timeout
         self.search_dir = search_dir
+        self._shared = threading.local()  # the connection of `reading()`, per thread
 
     def latest(self, read_only: bool = False) -> AppliedRegistry | None:
         """The applied version, or None when nothing has been applied.
@@ -233,8 +235,12 @@ class AppliedState:
         concurrent transaction in this process conflicts.
 
         A missing file is created first, atomically: DuckDB would create it on connect,
-        and another process opening it meanwhile would find it half written.
+        and another process opening it meanwhile would find it half written. Inside
+        `reading()`, read-only work runs on that block's connection.
         """
+        shared = getattr(self._shared, "connection", None)
+        if read_only and shared is not None:
+            return work(shared)
         if not read_only:
             self._create_database()
         deadline = time.monotonic() + self.lock_timeout
@@ -245,28 +251,66 @@ class AppliedState:
                     return work(connection)
             except (duckdb.IOException, duckdb.TransactionException,
                     duckdb.ConnectionException) as error:
-                # A connection of another configuration (read-only beside read-write)
-                # open in this process refuses a new one until it closes: a lock too.
-                retryable = _is_lock(error) or isinstance(
-                    error, duckdb.TransactionException | duckdb.ConnectionException)
-                if not retryable:
-                    raise FeatureStoreError(
-                        f"cannot use the offline store {self.database}: {_first_line(error)}"
-                    ) from None
-                if time.monotonic() >= deadline:
-                    raise StoreLockedError(
-                        f"the offline store {self.database} is locked by another process "
-                        f"(waited {self.lock_timeout:g}s): {_first_line(error)}"
-                    ) from None
+                self._check_retryable(error, deadline)
             time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
             delay = min(delay * 2, 0.5)
 
     @contextmanager
-    def _connection(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        connection = duckdb.connect(str(self.database), read_only=read_only)
+    def reading(self) -> Iterator[None]:
+        """Share one read-only connection among the `run(work, read_only=True)` calls
+        this thread makes inside the block.
+
+        Opening the file costs tens of milliseconds; a page that reads five tables opens
+        it once, not five times. Nothing is shared when the file does not exist yet
+        (readers check for it and read nothing), and nested blocks reuse the outer one.
+        """
+        if getattr(self._shared, "connection", None) is not None or not self.database.exists():
+            yield
+            return
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                connection = self._open(read_only=True)
+                break
+            except (duckdb.IOException, duckdb.TransactionException,
+                    duckdb.ConnectionException) as error:
+                self._check_retryable(error, deadline)
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+            delay = min(delay * 2, 0.5)
+        self._shared.connection = connection
         try:
-            if self.search_dir is not None:
-                connection.execute("SET file_search_path = ?", [str(self.search_dir)])
+            yield
+        finally:
+            self._shared.connection = None
+            connection.close()
+
+    def _check_retryable(self, error: Exception, deadline: float) -> None:
+        """Raise unless `error` is a lock that may still clear before `deadline`."""
+        # A connection of another configuration (read-only beside read-write) open in
+        # this process refuses a new one until it closes: a lock too.
+        retryable = _is_lock(error) or isinstance(
+            error, duckdb.TransactionException | duckdb.ConnectionException)
+        if not retryable:
+            raise FeatureStoreError(
+                f"cannot use the offline store {self.database}: {_first_line(error)}"
+            ) from None
+        if time.monotonic() >= deadline:
+            raise StoreLockedError(
+                f"the offline store {self.database} is locked by another process "
+                f"(waited {self.lock_timeout:g}s): {_first_line(error)}"
+            ) from None
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        connection = duckdb.connect(str(self.database), read_only=read_only)
+        if self.search_dir is not None:
+            connection.execute("SET file_search_path = ?", [str(self.search_dir)])
+        return connection
+
+    @contextmanager
+    def _connection(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        connection = self._open(read_only)
+        try:
             yield connection
         finally:
             connection.close()
@@ -275,8 +319,10 @@ class AppliedState:
 def table_exists(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the offline file holds table `name` (tables are created by the first
     write that needs them, so readers ask first)."""
+    # duckdb_tables() rather than information_schema: a tenth of the time, and readers
+    # ask before every read.
     found = connection.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]
     ).fetchone()
     return found is not None and found[0] > 0
 

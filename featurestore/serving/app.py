@@ -8,7 +8,8 @@ registry comes from FEATURESTORE_REGISTRY (default ./registry.yaml); the stores 
 the registry, unless FEATURESTORE_OFFLINE or FEATURESTORE_ONLINE override them.
 FEATURESTORE_AUTH=1 requires bearer tokens as `serve --auth` does (`serving.guard`);
 FEATURESTORE_LOG_SAMPLE_RATE sets the served-value log's rate as `serve
---log-sample-rate` does (`serving.served_log`).
+--log-sample-rate` does (`serving.served_log`); FEATURESTORE_UI=1 mounts the web console
+at /ui as `serve --ui` does.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from featurestore.context import REGISTRY_ENV
+from featurestore.context import REGISTRY_ENV, UI_ENV
 from featurestore.errors import FeatureStoreError, RegistryError
 from featurestore.serving.access_log import AccessLog
 from featurestore.serving.guard import auth_from_environment
@@ -40,7 +41,9 @@ def create_app() -> AccessLog:
     try:
         store = FeatureStore(registry)
         return create_store_app(store, owns_store=True, auth=auth_from_environment(),
-                                log_sample_rate=sample_rate_from_environment())
+                                log_sample_rate=sample_rate_from_environment(),
+                                ui=os.environ.get(UI_ENV, "").strip().lower()
+                                in ("1", "true", "yes", "on"))
     except RegistryError as error:
         problems = error.problems or [str(error)]
     except FeatureStoreError as error:

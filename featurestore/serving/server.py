@@ -53,7 +53,8 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from featurestore.context import AUTH_ENV, REGISTRY_ENV
+from featurestore.console import create_console_app
+from featurestore.context import AUTH_ENV, REGISTRY_ENV, UI_ENV
 from featurestore.errors import OnlineStoreUnavailable
 from featurestore.offline.push_audit import PushOrigin
 from featurestore.serving import api_schema
@@ -113,11 +114,13 @@ SHUTDOWN_TIMEOUT_S = 20.0
 """Default longest wait for requests in flight at shutdown: within Kubernetes' default
 grace period of 30 s before it kills (Docker's is 10 s: see docs/deployment.md)."""
 APP_FACTORY = "featurestore.serving.app:create_app"
+CONSOLE_PATH = "/ui"
+"""Where `serve --ui` mounts the web console."""
 
 
 def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
                owns_store: bool = False, auth: bool = False,
-               log_sample_rate: float | None = None) -> AccessLog:
+               log_sample_rate: float | None = None, ui: bool = False) -> AccessLog:
     """Build the ASGI application for one feature store.
 
     Compiles (or loads) the kernels of the version to serve and opens the online store
@@ -134,6 +137,7 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
             `serving.auth` does not ask for them; its `serving.rate_limit` applies too.
         log_sample_rate: share of lookups whose served values are logged
             (`served_log`); None: the registry's `serving.log_sample_rate`.
+        ui: mount the read-only web console (`featurestore.console`) at /ui.
 
     Raises:
         RegistryError, SourceError: the registry cannot be compiled.
@@ -146,6 +150,7 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
     served_log = deployment.served_log = served_log_for(store.offline_path, serving,
                                                         log_sample_rate)
     metrics = server_metrics(FreshnessCollector(deployment))
+    console = create_console_app(store.registry_path) if ui else None
     if served_log is not None:
         outcomes = {outcome: metrics.served_log.labels(outcome)
                     for outcome in (LOGGED, DROPPED, FAILED)}
@@ -166,6 +171,8 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
             deployment.stop()
             if served_log is not None:
                 served_log.stop()  # after the requests in flight: writes what they logged
+            if console is not None:
+                console.state.followed.close()
             if owns_store:
                 store.close()
 
@@ -179,6 +186,8 @@ def create_app(store: FeatureStore, poll_seconds: float = POLL_SECONDS,
     )
     install_handlers(app)
     install_docs(app)
+    if console is not None:
+        app.mount(CONSOLE_PATH, console, name="console")
     registry, kernels = served.context.registry, served.context.kernels()
     lookup_doc = api_schema.request_body(
         api_schema.LookupBody, api_schema.lookup_example(registry, kernels))
@@ -298,7 +307,7 @@ def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
           access_log: bool = False, log_format: LogFormat = "text", workers: int = 1,
           shutdown_timeout: float = SHUTDOWN_TIMEOUT_S, auth: bool = False,
           connections: Connections | None = None,
-          log_sample_rate: float | None = None) -> None:
+          log_sample_rate: float | None = None, ui: bool = False) -> None:
     """Run the server until SIGTERM or Ctrl-C, then shut down gracefully.
 
     Args:
@@ -316,6 +325,7 @@ def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
             on connections, idle keep-alive connections closed after 5 s).
         log_sample_rate: share of lookups logged for `featurestore replay` (None: the
             registry's `serving.log_sample_rate`).
+        ui: serve the read-only web console at /ui too.
     """
     settings = {"host": host, "port": port, "access_log": False, "log_level": "info",
                 "log_config": logging_config(log_format, access_log),
@@ -324,8 +334,8 @@ def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
     with _stopped_quietly():
         if workers == 1:
             try:
-                uvicorn.run(create_app(store, auth=auth, log_sample_rate=log_sample_rate),
-                            **settings)
+                uvicorn.run(create_app(store, auth=auth, log_sample_rate=log_sample_rate,
+                                       ui=ui), **settings)
             finally:
                 store.close()
             return
@@ -336,6 +346,8 @@ def serve(store: FeatureStore, host: str = "127.0.0.1", port: int = 8000,
             os.environ[AUTH_ENV] = "1"
         if log_sample_rate is not None:
             os.environ[LOG_SAMPLE_RATE_ENV] = repr(log_sample_rate)
+        if ui:
+            os.environ[UI_ENV] = "1"
         with multiprocess_folder():  # the workers' metrics, added up at each scrape
             uvicorn.run(APP_FACTORY, factory=True, workers=workers, **settings)
 

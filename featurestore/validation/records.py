@@ -174,3 +174,26 @@ def quarantined_rows(con: duckdb.DuckDBPyConnection, source: str, rule: str | No
         sql += f" LIMIT {int(limit)}"
     rows = con.execute(sql, [source, rule, rule, column, column]).fetchall()
     return [QuarantinedRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class BrokenRule:
+    """An expectation the latest validation broke (for the console's warnings)."""
+
+    target: str
+    column: str | None
+    rule: str
+    policy: str
+    breaking: int
+    run_at: dt.datetime
+
+
+def latest_broken(con: duckdb.DuckDBPyConnection) -> list[BrokenRule]:
+    """The expectations broken in the newest recorded run (materialize or validate)."""
+    if not has_table(con, VALIDATIONS_TABLE):
+        return []
+    rows = con.execute(f"SELECT target, column_name, rule, policy, breaking, run_at "
+                       f"FROM {VALIDATIONS_TABLE} WHERE broken AND run_at = "
+                       f"(SELECT max(run_at) FROM {VALIDATIONS_TABLE}) "
+                       "ORDER BY target, column_name, rule").fetchall()
+    return [BrokenRule(*row) for row in rows]

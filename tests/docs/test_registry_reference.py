@@ -27,8 +27,9 @@ Conventions of the documents, which these tests enforce:
   Every command runs programs of `KNOWN_PROGRAMS` only (`featurestore`, `python`, and
   the shell's `cd` and `echo`; `NAME=value` assignments may come first, and `&&` or `;`
   may chain them), or is listed in `NOT_RUN` with the reason it cannot run here.
-  `featurestore serve` blocks, so it is started on a free port instead of the one
-  written, must answer GET /health (any status), and is then stopped.
+  `featurestore serve` and `featurestore ui` block, so each is started on a free port
+  instead of the one written, must answer (GET /health for serve, GET / for ui; any
+  status), and is then stopped.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ NOT_RUN = {
     "make test": "runs the whole test suite, this test included",
     "make clean": "deletes the virtual environment these commands run from",
 }
-SERVE = "featurestore serve"
+SERVERS = {"featurestore serve": "/health", "featurestore ui": "/"}
+"""Commands that run until stopped, and the path that answers once they are up."""
 # What a documented command may run: the project's CLI and python, and the shell's own
 # `cd` and `echo` (which writes an input file); chained with `&&` or `;`.
 KNOWN_PROGRAMS = ("featurestore", "python", "cd", "echo")
@@ -371,8 +373,8 @@ def run_step(step: Step, project: Path, env: dict[str, str]) -> str | None:
         script = project / f"block_line_{step.line}.py"
         script.write_text(step.text, encoding="utf-8")
         arguments: list[str] | str = [str(PYTHON), str(script)]
-    elif bare(step.text).startswith(SERVE):
-        return serve_and_stop(bare(step.text), project, env)
+    elif server := next((name for name in SERVERS if bare(step.text).startswith(name)), None):
+        return serve_and_stop(bare(step.text), project, env, SERVERS[server])
     else:
         arguments = step.text
     result = subprocess.run(arguments, shell=isinstance(arguments, str), cwd=project, env=env,
@@ -389,9 +391,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def serve_and_stop(command: str, project: Path, env: dict[str, str]) -> str | None:
-    """Start a `featurestore serve` command on a free port, wait until GET /health answers
-    (any status: a server without materialized data may say it is degraded), stop it."""
+def serve_and_stop(command: str, project: Path, env: dict[str, str],
+                   probe: str = "/health") -> str | None:
+    """Start a server command (`featurestore serve`, `featurestore ui`) on a free port,
+    wait until GET `probe` answers (any status: a server without materialized data may
+    say it is degraded), stop it."""
     port = free_port()
     arguments = [*shlex.split(re.sub(r"--port\s+\d+", "", command)), "--port", str(port)]
     log = project / f"serve_{port}.log"
@@ -404,13 +408,13 @@ def serve_and_stop(command: str, project: Path, env: dict[str, str]) -> str | No
             if server.poll() is not None:
                 return f"exit {server.returncode} before answering\n{log.read_text()[-2000:]}"
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2):
                     return None
             except urllib.error.HTTPError:
                 return None
             except OSError:
                 time.sleep(0.2)
-        return f"no answer on /health within {SERVE_START_TIMEOUT_S:.0f}s"
+        return f"no answer on {probe} within {SERVE_START_TIMEOUT_S:.0f}s"
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)

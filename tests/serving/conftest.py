@@ -160,12 +160,12 @@ class ServerProcess:
                 error = (self.output.read_text() if self.output is not None
                          else self._process.stderr.read().decode() if self._process.stderr
                          else "")
-                raise RuntimeError(f"featurestore serve exited:\n{error}")
+                raise RuntimeError(f"{' '.join(command[2:4])} exited:\n{error}")
             if self.answers():
                 return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError("featurestore serve did not answer within "
+        raise RuntimeError(f"{' '.join(command[2:4])} did not answer within "
                            f"{_SERVER_START_TIMEOUT_S:.0f}s")
 
     def answers(self) -> bool:
