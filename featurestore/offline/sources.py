@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from featurestore.errors import SourceError
+from featurestore.offline.query_paths import anchor_query_paths
 from featurestore.offline.segments import list_segments
 from featurestore.times import EPOCH_UNITS
 
@@ -217,7 +218,7 @@ def direct_relation(spec: SourceSpec, base_dir: Path | str) -> str:
     if spec.table:
         return ".".join(quote_identifier(part) for part in spec.table.split("."))
     # A trailing semicolon is harmless on its own but breaks the query as a subquery.
-    query = str(spec.query).strip().rstrip(";")
+    query = anchor_query_paths(str(spec.query).strip().rstrip(";"), base_dir)
     return f"({query})"
 
 
