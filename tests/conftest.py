@@ -15,11 +15,15 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 
 from featurestore.online import LOCAL_FILE_NAME, OnlineStore, open_online_store
+
+if TYPE_CHECKING:
+    from tests.redis_cluster import RedisClusterNodes
 
 REDIS_INSTALL_HINT = (
     "redis-server not found on PATH: install it (Debian/Ubuntu: sudo apt-get install "
@@ -47,14 +51,16 @@ class RedisServer:
         password: when given, clients must authenticate with it (``--requirepass``).
         durable: keep an append-only file in `directory`, fsynced on every write, so
             the data survives `stop` and `start` (as a production Redis would).
+        extra_args: more redis-server options (a cluster node's, for instance).
     """
 
     def __init__(self, executable: str, directory: Path, password: str | None = None,
-                 durable: bool = False) -> None:
+                 durable: bool = False, extra_args: tuple[str, ...] = ()) -> None:
         self.executable = executable
         self.directory = directory
         self.password = password
         self.durable = durable
+        self.extra_args = extra_args
         self.port = _free_port()
         self._process: subprocess.Popen[str] | None = None
         self._output: list[str] = []
@@ -81,7 +87,8 @@ class RedisServer:
              *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable
                else ["--appendonly", "no"]),
              "--dir", str(self.directory),
-             *(["--requirepass", self.password] if self.password is not None else [])],
+             *(["--requirepass", self.password] if self.password is not None else []),
+             *self.extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.directory,
         )
         lines: queue.Queue[str | None] = queue.Queue()
@@ -175,6 +182,22 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    """A private 3-master Redis Cluster for the whole session (see tests/redis_cluster.py)."""
+    executable, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if executable is None or cli is None:
+        pytest.fail(REDIS_INSTALL_HINT, pytrace=False)
+    from tests.redis_cluster import RedisClusterNodes
+
+    cluster = RedisClusterNodes(executable, tmp_path_factory.mktemp("redis-cluster"), cli)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -64,14 +64,17 @@ def quantile_cdf(quantiles: np.ndarray, points: np.ndarray, inclusive: bool) -> 
         last = np.searchsorted(q, x, side="right") - 1
         inner = np.clip(last, 0, len(q) - 2)
         gap = q[inner + 1] - q[inner]
-        offset = np.divide(x - q[inner], gap, out=np.zeros_like(x), where=gap > 0)
+        # A subnormal gap can overflow the ratio to inf: clipped to 1 below, as meant.
+        with np.errstate(over="ignore"):
+            offset = np.divide(x - q[inner], gap, out=np.zeros_like(x), where=gap > 0)
         value = (inner + np.clip(offset, 0.0, 1.0)) * step
         return np.where(last < 0, 0.0, np.where(last >= len(q) - 1, 1.0, value))
     # The first quantile >= x, and the linear part before it from the previous one.
     first = np.searchsorted(q, x, side="left")
     inner = np.clip(first, 1, len(q) - 1)
     gap = q[inner] - q[inner - 1]
-    offset = np.divide(x - q[inner - 1], gap, out=np.zeros_like(x), where=gap > 0)
+    with np.errstate(over="ignore"):  # as above: inf is clipped to 1
+        offset = np.divide(x - q[inner - 1], gap, out=np.zeros_like(x), where=gap > 0)
     value = (inner - 1 + np.clip(offset, 0.0, 1.0)) * step
     return np.where(first <= 0, 0.0, np.where(first >= len(q), 1.0, value))
 
