@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from markupsafe import Markup
 
@@ -12,6 +13,7 @@ from featurestore.console.charts import histogram_svg
 from featurestore.offline.check_history import CheckRecord, read_checks
 from featurestore.offline.push_audit import read_push_audit
 from featurestore.offline.run_history import MaterializationRecord, read_run_history
+from featurestore.offline.segments import PUSHED_FOLDER, list_segments, segment_time_ns
 from featurestore.statistics.model import HistogramBin
 from featurestore.store import FeatureStore
 
@@ -62,7 +64,7 @@ def build_runs_page(store: FeatureStore) -> RunsPage:
         runs, checks = store.offline_database().run(
             lambda con: (tuple(read_run_history(con, None, RUNS_SHOWN)),
                          tuple(read_checks(con, None, CHECKS_SHOWN))), read_only=True)
-    hours = push_hours(read_push_audit(offline.parent))
+    hours = push_hours(read_push_audit(offline.parent, since=_window_start(offline.parent)))
     return RunsPage(runs, hours, _push_plot(hours), checks)
 
 
@@ -103,6 +105,22 @@ def _push_plot(hours: tuple[PushHour, ...]) -> Markup | None:
                                  totals.get(f"{moment:%Y-%m-%d %H}:00", 0)))
         moment = following
     return Markup(histogram_svg(bins, title="Rows pushed per hour (UTC), all sources"))
+
+
+def _window_start(offline_dir: Path) -> datetime | None:
+    """The start of the hours counted: PUSH_HOURS before the newest segment's hour, told
+    from the segments' names alone (reading every footer grows with every push)."""
+    newest = max((segment_time_ns(segment) for folder in _source_folders(offline_dir)
+                  for segment in list_segments(folder)), default=None)
+    if newest is None:
+        return None
+    written = datetime.fromtimestamp(newest / 1e9, UTC)
+    return _hour(written) - timedelta(hours=PUSH_HOURS)
+
+
+def _source_folders(offline_dir: Path) -> list[Path]:
+    pushed = offline_dir / PUSHED_FOLDER
+    return [path for path in pushed.iterdir() if path.is_dir()] if pushed.is_dir() else []
 
 
 def _hour(moment: datetime) -> datetime:

@@ -45,6 +45,10 @@ VIAS = ("http", "sdk", "cli")
 UNKNOWN = "unknown"
 """The `via` of a segment written before audit records existed."""
 
+NAME_SLACK_US = 60_000_000
+"""How far a segment's name time may trail its accepted time (a wall clock stepped back
+between the two) and still be read by a `since` query."""
+
 
 @dataclass(frozen=True)
 class PushOrigin:
@@ -108,7 +112,8 @@ def audit_metadata(origin: PushOrigin, source: str, rows: int) -> dict[str, str]
 
 def read_push_audit(offline_dir: Path | str, source: str | None = None,
                     since: object = None) -> list[PushRecord]:
-    """Every stored push, oldest first, from the segments' footers.
+    """Every stored push, oldest first, from the segments' footers (with `since`, only
+    the footers of segments named after it, less a minute, are read).
 
     Args:
         offline_dir: the folder of the offline DuckDB file.
@@ -129,8 +134,15 @@ def read_push_audit(offline_dir: Path | str, source: str | None = None,
     else:
         folders = sorted(path for path in pushed.iterdir() if path.is_dir()) \
             if pushed.is_dir() else []
-    records = [_record(segment, folder.name)
-               for folder in folders for segment in list_segments(folder)]
+    segments = [(segment, folder.name) for folder in folders
+                for segment in list_segments(folder)]
+    if since_micros is not None:
+        # A segment is named after it is accepted, so one named well before `since` was
+        # accepted before it too: its footer need not be read (thousands of pushes).
+        oldest_ns = (since_micros - NAME_SLACK_US) * 1000
+        segments = [(segment, source) for segment, source in segments
+                    if segment_time_ns(segment) >= oldest_ns]
+    records = [_record(segment, source) for segment, source in segments]
     if since_micros is not None:
         records = [record for record in records
                    if datetime_micros(record.time) >= since_micros]

@@ -15,7 +15,13 @@ import pytest
 from featurestore import FeatureStore
 from featurestore.errors import InputError
 from featurestore.offline.push_audit import AUDIT_KEY, UNKNOWN, PushRecord
-from featurestore.offline.segments import append_segment, list_segments, segment_dir
+from featurestore.offline.segments import (
+    SEGMENT_PREFIX,
+    SEGMENT_SUFFIX,
+    append_segment,
+    list_segments,
+    segment_dir,
+)
 from tests.serving.test_limits import applied_project, push_rows
 
 
@@ -87,3 +93,14 @@ def test_segments_older_than_the_audit_read_as_unknown(store: FeatureStore) -> N
     assert (first.segment, first.rows, first.via, first.token, first.client) == (
         old, 3, UNKNOWN, None, None)
     assert first.time <= second.time and second.via == "sdk"
+
+
+def test_since_reads_no_footer_of_a_segment_named_long_before(store: FeatureStore) -> None:
+    store.push("transactions", push_rows(1)["rows"])
+    folder = segment_dir(store.offline_path.parent, "transactions")
+    # Written a day ago and unreadable: a `since` of now must not even open it.
+    day_ago_ns = time.time_ns() - 86_400 * 10**9
+    (folder / f"{SEGMENT_PREFIX}{day_ago_ns:020d}-1-000000000000{SEGMENT_SUFFIX}"
+     ).write_bytes(b"not parquet")
+    since = datetime.fromtimestamp(time.time() - 3600, UTC)
+    assert [record.rows for record in store.push_audit(since=since)] == [1]
