@@ -198,13 +198,13 @@ class Catalog:
             for name, feature in view.features.items():
                 rows.append(CatalogEntry(
                     "feature", f"{view_name}:{name}",
-                    f"{self._type(view_name, name)}, {self.definition(view_name, name)}",
+                    f"{self.feature_type(view_name, name)}, {self.definition(view_name, name)}",
                     feature.description, {**view.tags, **feature.tags},
                     feature.owner or view.owner))
         for view_name, request_view in self.registry.request_views.items():
             for name, text in request_view.features.items():
                 rows.append(CatalogEntry("request feature", f"{view_name}:{name}",
-                                         f"{self._type(view_name, name)}, {text}"))
+                                         f"{self.feature_type(view_name, name)}, {text}"))
         return rows
 
     def _services(self) -> list[CatalogEntry]:
@@ -276,8 +276,9 @@ class Catalog:
                   ("last materialization", self._run(name))]
         if self.types is None:
             fields.append(("types", f"unknown ({self.types_problem})"))
-        lineage = [f"{view.source} -> {name} -> {name}:{feature}: {self._type(name, feature)}, "
-                   f"{self.definition(name, feature)}" for feature in view.features]
+        lineage = [f"{view.source} -> {name} -> {name}:{feature}: "
+                   f"{self.feature_type(name, feature)}, {self.definition(name, feature)}"
+                   for feature in view.features]
         return Description("feature view", name, tuple(fields), tuple(lineage))
 
     def _describe_feature(self, view: str, feature: str, name: str) -> Description:
@@ -287,7 +288,7 @@ class Catalog:
                 raise self._unknown_feature(view, feature)
             text = registry.request_views[view].features[feature]
             inputs = [f"{ref[0]}:{ref[1]}" for ref in self._request_refs[(view, feature)]]
-            fields = (("expression", text), ("type", self._type(view, feature)),
+            fields = (("expression", text), ("type", self.feature_type(view, feature)),
                       ("request fields", ", ".join(
                           f"{n} ({t})" for n, t in registry.request_views[view].request.items())
                        or "none"),
@@ -304,7 +305,7 @@ class Catalog:
         spec = definition.features[feature]
         fields = [("aggregation", spec.agg),
                   ("expression", spec.expr if spec.expr is not None else "(none: counts events)"),
-                  ("type", self._type(view, feature)),
+                  ("type", self.feature_type(view, feature)),
                   ("window", self._window(view, feature)),
                   ("source", definition.source),
                   ("entity", f"{definition.entity} (keys "
@@ -322,7 +323,7 @@ class Catalog:
         view = self.registry.request_views[name]
         fields = (("request fields", ", ".join(f"{n} ({t})" for n, t in view.request.items())
                    or "none"),)
-        lineage = tuple(f"{name}:{feature}: {self._type(name, feature)} = {text}"
+        lineage = tuple(f"{name}:{feature}: {self.feature_type(name, feature)} = {text}"
                         for feature, text in view.features.items())
         return Description("request view", name, fields, lineage)
 
@@ -333,7 +334,7 @@ class Catalog:
                   ("features", str(len(members))),
                   ("transforms", str(len(service.transforms))),
                   ("pinned fit", self.pinned.get(name, "none")))
-        lineage = tuple(f"{view}:{feature}: {self._type(view, feature)}"
+        lineage = tuple(f"{view}:{feature}: {self.feature_type(view, feature)}"
                         for view, feature in members)
         lineage += tuple(
             f"{transform.of} -> {output} ({transform.fn}, fitted by `featurestore fit`)"
@@ -370,7 +371,8 @@ class Catalog:
         window, step = format_duration(spec.window), format_duration(hop or 0)
         return f"window {window}, hop {step}: events in [floor(t, {step}) - {window}, t)"
 
-    def _type(self, view: str, feature: str) -> str:
+    def feature_type(self, view: str, feature: str) -> str:
+        """The type name of a feature or request feature, or `type unknown`."""
         if self.types is None:
             return "type unknown"
         return self.types.get(view, {}).get(feature, "type unknown")

@@ -27,10 +27,11 @@ from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from featurestore.catalog import Catalog
 from featurestore.console.feature_page import build_feature_page
 from featurestore.console.feature_plots import distribution_plot, trend_plots
 from featurestore.console.followed_store import Followed, FollowedStore
-from featurestore.console.lineage import LineageNode, build_lineage
+from featurestore.console.lineage import LineageGraph, LineageNode, build_lineage
 from featurestore.console.lineage_svg import render_lineage_svg
 from featurestore.console.overview import build_overview
 from featurestore.console.registry_page import anchor, build_registry_page
@@ -155,12 +156,14 @@ def _registry(followed: Followed, root: str) -> tuple[str, dict[str, Any]]:
 
 
 def _lineage(followed: Followed, root: str) -> tuple[str, dict[str, Any]]:
-    store = followed.store
-    catalog = store.catalog()
-    graph = build_lineage(store.registry, catalog.fits, catalog.pinned)
+    graph = _lineage_graph(followed.store.catalog())
     return "lineage.html", {
         "svg": Markup(render_lineage_svg(graph, lambda node: node_link(node, root))),
         "has_transforms": any(node.kind == "transform" for node in graph.nodes)}
+
+
+def _lineage_graph(catalog: Catalog) -> LineageGraph:
+    return build_lineage(catalog.registry, catalog.fits, catalog.pinned)
 
 
 def _runs(followed: Followed, root: str) -> tuple[str, dict[str, Any]]:
@@ -170,13 +173,12 @@ def _runs(followed: Followed, root: str) -> tuple[str, dict[str, Any]]:
 def _feature(followed: Followed, root: str, view: str,
              feature: str) -> tuple[str, dict[str, Any]]:
     store = followed.store
-    page = build_feature_page(store, view, feature)
     catalog = store.catalog()
-    graph = build_lineage(store.registry, catalog.fits, catalog.pinned)
+    page = build_feature_page(store, catalog, view, feature)
     kind = "feature" if page.kind == "feature" else "request_view"
     node = f"{kind}:{view}:{feature}" if kind == "feature" else f"request_view:{view}"
-    svg = render_lineage_svg(graph.neighbourhood(node), lambda n: node_link(n, root),
-                             highlight=node)
+    svg = render_lineage_svg(_lineage_graph(catalog).neighbourhood(node),
+                             lambda n: node_link(n, root), highlight=node)
     view_kind = "view" if page.kind == "feature" else "request view"
     return "feature.html", {"page": page, "lineage_svg": Markup(svg),
                             "view_anchor": anchor(view_kind, view),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from featurestore.catalog import Description
+from featurestore.catalog import Catalog, Description
 from featurestore.errors import FeatureStoreError, InputError, NotMaterializedError
 from featurestore.offline.run_history import MaterializationRecord, read_run_history
 from featurestore.statistics.history import ViewStatisticsRun, read_history
@@ -61,13 +61,14 @@ class FeaturePage:
     statistics_problem: str | None
 
 
-def build_feature_page(store: FeatureStore, view: str, feature: str) -> FeaturePage:
-    """Gather the page of feature `view:feature`.
+def build_feature_page(store: FeatureStore, catalog: Catalog, view: str,
+                       feature: str) -> FeaturePage:
+    """Gather the page of feature `view:feature` (`catalog`: the store's).
 
     Raises:
         InputError: no such feature (the page answers 404).
     """
-    description = store.catalog().describe(f"{view}:{feature}")
+    description = catalog.describe(f"{view}:{feature}")
     kernel, kernel_problem = _kernel(store, view)
     if description.kind != "feature":
         return FeaturePage(view, feature, description.kind, description, kernel,

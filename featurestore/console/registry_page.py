@@ -115,7 +115,7 @@ def _feature_row(catalog: Catalog, view_name: str, name: str) -> FeatureRow:
     hop = registry.effective_hop(view_name, name)
     tags = {**view.tags, **spec.tags}
     owner = spec.owner or view.owner
-    return FeatureRow(view_name, name, _type(catalog, view_name, name), spec.agg,
+    return FeatureRow(view_name, name, catalog.feature_type(view_name, name), spec.agg,
                       spec.expr if spec.expr is not None else "(counts events)",
                       format_duration(spec.window) if spec.window is not None else "lifetime",
                       format_duration(hop) if hop is not None else "",
@@ -126,16 +126,11 @@ def _feature_row(catalog: Catalog, view_name: str, name: str) -> FeatureRow:
 
 def _request_card(catalog: Catalog, name: str) -> Card:
     view = catalog.registry.request_views[name]
-    rows = tuple(FeatureRow(name, feature, _type(catalog, name, feature), None, text, "", "",
-                            None, {}, None, search_text([f"{name}:{feature}", feature, text]))
+    rows = tuple(FeatureRow(name, feature, catalog.feature_type(name, feature), None, text,
+                            "", "", None, {}, None,
+                            search_text([f"{name}:{feature}", feature, text]))
                  for feature, text in view.features.items())
     return _card("request view", name, catalog.describe(name).fields, rows)
-
-
-def _type(catalog: Catalog, view: str, feature: str) -> str:
-    if catalog.types is None:
-        return "type unknown"
-    return catalog.types.get(view, {}).get(feature, "type unknown")
 
 
 def _tag_words(tags: Mapping[str, str]) -> list[str]:

@@ -11,9 +11,8 @@ from markupsafe import Markup
 
 from featurestore.console.charts import histogram_svg
 from featurestore.offline.check_history import CheckRecord, read_checks
-from featurestore.offline.push_audit import read_push_audit
+from featurestore.offline.push_audit import newest_segment_time, read_push_audit
 from featurestore.offline.run_history import MaterializationRecord, read_run_history
-from featurestore.offline.segments import PUSHED_FOLDER, list_segments, segment_time_ns
 from featurestore.statistics.model import HistogramBin
 from featurestore.store import FeatureStore
 
@@ -110,17 +109,8 @@ def _push_plot(hours: tuple[PushHour, ...]) -> Markup | None:
 def _window_start(offline_dir: Path) -> datetime | None:
     """The start of the hours counted: PUSH_HOURS before the newest segment's hour, told
     from the segments' names alone (reading every footer grows with every push)."""
-    newest = max((segment_time_ns(segment) for folder in _source_folders(offline_dir)
-                  for segment in list_segments(folder)), default=None)
-    if newest is None:
-        return None
-    written = datetime.fromtimestamp(newest / 1e9, UTC)
-    return _hour(written) - timedelta(hours=PUSH_HOURS)
-
-
-def _source_folders(offline_dir: Path) -> list[Path]:
-    pushed = offline_dir / PUSHED_FOLDER
-    return [path for path in pushed.iterdir() if path.is_dir()] if pushed.is_dir() else []
+    newest = newest_segment_time(offline_dir)
+    return None if newest is None else _hour(newest) - timedelta(hours=PUSH_HOURS)
 
 
 def _hour(moment: datetime) -> datetime:

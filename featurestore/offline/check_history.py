@@ -100,8 +100,7 @@ def record_check(store: StoreContext, kind: str, passed: bool, summary: str,
         InputError: an unknown kind.
         StoreLockedError: the offline file stayed locked by another process.
     """
-    if kind not in KINDS:
-        raise InputError(f"unknown check kind '{kind}': expected one of {', '.join(KINDS)}")
+    _check_kind(kind)
     when = run_at or datetime.now(UTC)
     row = [when if when.tzinfo else when.replace(tzinfo=UTC), kind, passed, summary,
            orjson.dumps(dict(details), default=str,
@@ -126,8 +125,8 @@ def read_checks(con: duckdb.DuckDBPyConnection, kind: str | None = None,
     Raises:
         InputError: an unknown kind or a negative limit.
     """
-    if kind is not None and kind not in KINDS:
-        raise InputError(f"unknown check kind '{kind}': expected one of {', '.join(KINDS)}")
+    if kind is not None:
+        _check_kind(kind)
     rows = newest_rows(con, CHECKS_TABLE, "kind, passed, summary, details",
                        where=("kind", kind) if kind is not None else None, limit=limit)
     return [CheckRecord(run_at, name, passed, summary, orjson.loads(details))
@@ -178,3 +177,8 @@ def replay_summary(report: ReplayReport) -> str:
     if skipped:
         line += f"; {skipped:,} values not replayable"
     return line
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InputError(f"unknown check kind '{kind}': expected one of {', '.join(KINDS)}")

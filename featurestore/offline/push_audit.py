@@ -125,16 +125,7 @@ def read_push_audit(offline_dir: Path | str, source: str | None = None,
         InputError: `since` is not a time, or `source` cannot be a source's name.
     """
     since_micros = None if since is None else to_micros(since, "since")
-    pushed = Path(offline_dir) / PUSHED_FOLDER
-    if source is not None:
-        try:
-            folders = [segment_dir(offline_dir, source)]
-        except ValueError as error:
-            raise InputError(str(error)) from None
-    else:
-        folders = sorted(path for path in pushed.iterdir() if path.is_dir()) \
-            if pushed.is_dir() else []
-    segments = [(segment, folder.name) for folder in folders
+    segments = [(segment, folder.name) for folder in _source_folders(offline_dir, source)
                 for segment in list_segments(folder)]
     if since_micros is not None:
         # A segment is named after it is accepted, so one named well before `since` was
@@ -147,6 +138,25 @@ def read_push_audit(offline_dir: Path | str, source: str | None = None,
         records = [record for record in records
                    if datetime_micros(record.time) >= since_micros]
     return sorted(records, key=lambda record: (record.time, record.segment.name))
+
+
+def newest_segment_time(offline_dir: Path | str) -> datetime | None:
+    """When the newest pushed segment of any source was written (from the names alone:
+    no footer is read), or None when nothing was pushed."""
+    newest = max((segment_time_ns(segment) for folder in _source_folders(offline_dir, None)
+                  for segment in list_segments(folder)), default=None)
+    return None if newest is None else datetime.fromtimestamp(newest / 1e9, UTC)
+
+
+def _source_folders(offline_dir: Path | str, source: str | None) -> list[Path]:
+    """The segment folder of `source`, or of every source that has one."""
+    if source is not None:
+        try:
+            return [segment_dir(offline_dir, source)]
+        except ValueError as error:
+            raise InputError(str(error)) from None
+    pushed = Path(offline_dir) / PUSHED_FOLDER
+    return sorted(path for path in pushed.iterdir() if path.is_dir()) if pushed.is_dir() else []
 
 
 def _record(segment: Path, source: str) -> PushRecord:

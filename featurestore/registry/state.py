@@ -243,17 +243,12 @@ class AppliedState:
             return work(shared)
         if not read_only:
             self._create_database()
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.02
-        while True:
-            try:
-                with self._connection(read_only) as connection:
-                    return work(connection)
-            except (duckdb.IOException, duckdb.TransactionException,
-                    duckdb.ConnectionException) as error:
-                self._check_retryable(error, deadline)
-            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-            delay = min(delay * 2, 0.5)
+
+        def attempt() -> _Result:
+            with self._connection(read_only) as connection:
+                return work(connection)
+
+        return self._retrying(attempt)
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -267,23 +262,27 @@ class AppliedState:
         if getattr(self._shared, "connection", None) is not None or not self.database.exists():
             yield
             return
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.02
-        while True:
-            try:
-                connection = self._open(read_only=True)
-                break
-            except (duckdb.IOException, duckdb.TransactionException,
-                    duckdb.ConnectionException) as error:
-                self._check_retryable(error, deadline)
-            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-            delay = min(delay * 2, 0.5)
+        connection = self._retrying(lambda: self._open(read_only=True))
         self._shared.connection = connection
         try:
             yield
         finally:
             self._shared.connection = None
             connection.close()
+
+    def _retrying(self, attempt: Callable[[], _Result]) -> _Result:
+        """`attempt()`, tried again with growing pauses while the file is locked or a
+        concurrent transaction in this process conflicts, for up to `lock_timeout`."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                return attempt()
+            except (duckdb.IOException, duckdb.TransactionException,
+                    duckdb.ConnectionException) as error:
+                self._check_retryable(error, deadline)
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+            delay = min(delay * 2, 0.5)
 
     def _check_retryable(self, error: Exception, deadline: float) -> None:
         """Raise unless `error` is a lock that may still clear before `deadline`."""
