@@ -17,6 +17,7 @@ from pathlib import Path
 from featurestore.compilation import compile_registry, kernel_cache_dir, read_schemas
 from featurestore.credentials import redact_url
 from featurestore.errors import FeatureStoreError
+from featurestore.executors import Executor, open_executor, resolve_engine
 from featurestore.fits.applying import FitCache
 from featurestore.online import OnlineStore, open_online_store
 from featurestore.registry import Registry
@@ -61,6 +62,8 @@ class StoreContext:
         self._online_owner = True
         self._lock = threading.Lock()
         self._fits: FitCache | None = None
+        self._executors: dict[str, Executor] = {}
+        self._owns_executors = True
 
     def with_registry(self, registry: Registry, registry_text: str,
                       kernels: CompiledGraph) -> StoreContext:
@@ -71,6 +74,7 @@ class StoreContext:
         derived._kernels = kernels
         derived._online_store = self.online_store()
         derived._online_owner = False
+        derived._owns_executors = False
         derived._fits = self.fits()
         derived._lock = threading.Lock()
         return derived
@@ -111,6 +115,22 @@ class StoreContext:
                         self.online, self.offline_path.parent, self.registry.project)
         return self._online_store
 
+    def executor(self, engine: str | None = None) -> Executor:
+        """The executor partitions run on: `engine` if given, else $FEATURESTORE_ENGINE,
+        else the registry's `store.engine`, else local (opened once per setting, then
+        reused; derived contexts share them).
+
+        Raises:
+            InputError: the chosen engine setting is malformed (names where it came from).
+            EngineError: Dask is not installed, or its scheduler cannot be reached.
+        """
+        setting = resolve_engine(engine, self.registry.store.engine)
+        with self._lock:
+            found = self._executors.get(setting.value)
+            if found is None:
+                found = self._executors[setting.value] = open_executor(setting)
+        return found
+
     def offline_database(self) -> AppliedState:
         """The offline DuckDB file: `run(work)` gives `work` a connection, retrying while
         another process holds the file's write lock."""
@@ -133,6 +153,10 @@ class StoreContext:
         if self._online_store is not None and self._online_owner:
             self._online_store.close()
         self._online_store = None
+        if self._owns_executors:
+            for executor in self._executors.values():
+                executor.close()
+            self._executors.clear()
 
 
 def _resolve_offline(registry: Registry, base_dir: Path) -> Path:
@@ -151,6 +175,7 @@ def _resolve_online(registry: Registry) -> str:
         return registry.store.online
     if override != "local" and not override.startswith(ONLINE_SCHEMES):
         raise FeatureStoreError(
-            f"{ONLINE_ENV} must be 'local' or a redis:// URL, got '{redact_url(override)}'"
+            f"{ONLINE_ENV} must be 'local', a redis:// or a redis+cluster:// URL, "
+            f"got '{redact_url(override)}'"
         )
     return override

@@ -55,3 +55,8 @@ class RegistryMismatchError(FeatureStoreError):
 class FeatureStoreWarning(UserWarning):
     """Something the feature store did on its own that the caller should know about (for
     example, spine rows with a null entity key got the features of an unseen entity)."""
+
+
+class EngineError(FeatureStoreError):
+    """The execution engine (a Dask scheduler) cannot be reached, is not installed, or
+    gave up on a partition task; a run that hits it commits nothing."""

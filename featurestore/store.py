@@ -167,7 +167,8 @@ class FeatureStore:
                       self.offline_path, self.offline_database())
 
     def materialize(self, end: object = None, full: bool = False,
-                    progress: Progress | None = None) -> MaterializeResult:
+                    progress: Progress | None = None,
+                    engine: str | None = None) -> MaterializeResult:
         """Process events before `end` (default now, UTC), update the offline tables and
         load the online store (DESIGN §4.5).
 
@@ -181,14 +182,20 @@ class FeatureStore:
             full: rebuild from all events instead of those since the last run.
             progress: called as progress(view, partitions_done, partitions_total,
                 events_done) while views are processed.
+            engine: where partitions run: "local" or "dask://host:port"; None takes
+                $FEATURESTORE_ENGINE, else the registry's `store.engine`, else local.
 
         Raises:
             NotAppliedError: the registry has changes that are not applied.
-            InputError: `end` is not a time or precedes the last run's end (without full).
+            InputError: `end` is not a time or precedes the last run's end (without full),
+                or a malformed engine setting.
             SourceError: a source cannot be read.
             OnlineStoreUnavailable: the online store cannot be reached.
+            EngineError: the engine cannot be reached or gave up on a partition (the
+                offline tables and the online store are left as they were).
         """
-        return materialize(self._context, end=end, full=full, progress=progress)
+        return materialize(self._context, end=end, full=full, progress=progress,
+                           engine=engine)
 
     def get_training_set(
         self,
@@ -200,6 +207,7 @@ class FeatureStore:
         output: Output = "pandas",
         transformed: bool = False,
         fit: str | None = None,
+        engine: str | None = None,
     ) -> pd.DataFrame | pa.Table:
         """A point-in-time training set (DESIGN §4, §8): the spine plus feature columns.
 
@@ -223,6 +231,9 @@ class FeatureStore:
                 its features (one-hot: a `name__<value>` column per fitted value),
                 computed with a fit's frozen statistics by the kernel online lookups use.
             fit: which fit: None (the pinned one), "latest", or an id (or unique prefix).
+            engine: where partitions run: "local" or "dask://host:port" (each partition
+                on a Dask worker, the same values bit for bit); None takes
+                $FEATURESTORE_ENGINE, else the registry's `store.engine`, else local.
 
         Raises:
             InputError: bad arguments; no such fit (the message names the command that
@@ -234,7 +245,7 @@ class FeatureStore:
         """
         return build_training_set(self._context, spine, features=features, service=service,
                                   timestamp=timestamp, full_names=full_names, output=output,
-                                  transformed=transformed, fit=fit)
+                                  transformed=transformed, fit=fit, engine=engine)
 
     def save_training_set(
         self, name: str, spine: object, features: Sequence[str] | str | None = None,
@@ -340,6 +351,7 @@ class FeatureStore:
         entity: str | None = None,
         full_names: bool = False,
         output: Output = "pandas",
+        engine: str | None = None,
     ) -> pd.DataFrame | pa.Table:
         """Batch scoring: every feature of every feature view for each entity at `at`.
 
@@ -353,13 +365,14 @@ class FeatureStore:
             entity: which entity; may be left out when feature views use only one.
             full_names: name feature columns `view__feature`.
             output: "pandas" or "arrow".
+            engine: where partitions run (see `get_training_set`).
 
         Raises:
             InputError: bad arguments, or two features share a bare name.
             SourceError: a source cannot be read.
         """
         return build_snapshot(self._context, at, entity=entity, full_names=full_names,
-                              output=output)
+                              output=output, engine=engine)
 
     def get_online_features(
         self,
@@ -490,7 +503,8 @@ class FeatureStore:
         """A source's quarantined rows: the rule each broke, its value and the whole row."""
         return quarantined_rows(self._context, source, rule, column, limit)
 
-    def verify(self, entities: int = 100, at: object = None, seed: int = 0) -> VerifyReport:
+    def verify(self, entities: int = 100, at: object = None, seed: int = 0,
+               engine: str | None = None) -> VerifyReport:
         """Check that online values equal offline ones for sampled entities (DESIGN §4.5);
         the outcome is recorded (`featurestore.offline.check_history`).
 
@@ -500,13 +514,14 @@ class FeatureStore:
                 UTC), at or after the materialization end; default: the end and a few
                 times after it.
             seed: the sample's seed.
+            engine: where the offline side's partitions run (see `get_training_set`).
 
         Raises:
             FeatureStoreError: nothing is materialized, or by other definitions.
             InputError: a time before the materialization end.
         """
         return run_check(self._context, lambda: verify_online(
-            self._context, entities=entities, at=at, seed=seed))
+            self._context, entities=entities, at=at, seed=seed, engine=engine))
 
     def replay(self, since: object = None) -> ReplayReport:
         """Recompute every value the server logged (`serving.log_sample_rate`) with the

@@ -157,6 +157,18 @@ class OnlineBackend:
             with redis.Redis.from_url(self.setting) as client:
                 keys = client.scan_iter(match=prefix + b"*", count=1000)
                 return {key[len(prefix):].split(b":", 1)[0].decode() for key in keys}
+        if self.kind == "cluster":
+            # Every key starts with a {hash tag}; scan each master on its own.
+            body = f"fs:{self.project}:v:".encode()
+            versions = set()
+            for address in self.setting.removeprefix("redis+cluster://").split(","):
+                host, _, port = address.rpartition(":")
+                with redis.Redis(host=host, port=int(port)) as client:
+                    for key in client.scan_iter(match=b"{*}" + body + b"*", count=1000):
+                        rest = key.partition(b"}")[2]
+                        if rest.startswith(body):
+                            versions.add(rest[len(body):].split(b":", 1)[0].decode())
+            return versions
         import sqlite3  # only the local backend needs it
 
         connection = sqlite3.connect(self.base_dir / LOCAL_FILE_NAME)
@@ -200,6 +212,32 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[str]:
+    """A Dask LocalCluster of 2 worker processes (1 thread each) on 127.0.0.1 for the whole
+    session; yields its scheduler address (tcp://127.0.0.1:PORT). The workers inherit
+    FEATURESTORE_CACHE_DIR (set above), so they load the kernels the tests compiled."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, host="127.0.0.1")
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            found = client.run(_featurestore_location)
+        if len(found) != 2 or len(set(found.values())) != 1:
+            pytest.fail(f"Dask workers cannot import featurestore alike: {found}",
+                        pytrace=False)
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def _featurestore_location() -> str:
+    import featurestore
+
+    return str(Path(featurestore.__file__).parent)
+
+
 @pytest.fixture
 def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A private redis-server of its own that requires a password; stopped after the test."""
@@ -224,12 +262,24 @@ def clean_redis(redis_server: RedisServer) -> RedisServer:
     return redis_server
 
 
-@pytest.fixture(params=["redis", "local"])
+@pytest.fixture
+def clean_redis_cluster(redis_cluster: RedisClusterNodes) -> RedisClusterNodes:
+    """The private Redis Cluster, every master running and empty."""
+    # A test that stops a node restarts it, but if it failed halfway it may not have.
+    redis_cluster.start()
+    redis_cluster.flush()
+    return redis_cluster
+
+
+@pytest.fixture(params=["redis", "local", "cluster"])
 def online_backend(request: pytest.FixtureRequest, tmp_path: Path) -> OnlineBackend:
     """Each online store backend in turn, empty."""
     if request.param == "redis":
         server: RedisServer = request.getfixturevalue("clean_redis")
         return OnlineBackend("redis", server.url, tmp_path)
+    if request.param == "cluster":
+        cluster: RedisClusterNodes = request.getfixturevalue("clean_redis_cluster")
+        return OnlineBackend("cluster", cluster.url, tmp_path)
     return OnlineBackend("local", "local", tmp_path)
 
 

@@ -3,7 +3,8 @@ free loopback ports, joined by `redis-cli --cluster create`, stopped by their PI
 
 Each node is a `RedisServer` with cluster options and a folder of its own (where it keeps
 its `nodes.conf`), so a node stopped with `stop_node` and started again with
-`start_node` rejoins the cluster on the same port with the same slots.
+`start_node` rejoins the cluster on the same port with the same slots. Nodes are durable
+(an append-only file fsynced on every write), so a restarted node keeps its data.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class RedisClusterNodes:
         for index in range(masters):
             folder = directory / f"node{index}"
             folder.mkdir(parents=True, exist_ok=True)
-            node = RedisServer(executable, folder, extra_args=(
+            node = RedisServer(executable, folder, durable=True, extra_args=(
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(_NODE_TIMEOUT_MS)))
             node.port = cluster_port(taken)
@@ -114,6 +115,19 @@ class RedisClusterNodes:
         for node in self.nodes:
             with redis.Redis(port=node.port, socket_connect_timeout=1.0) as client:
                 client.flushall()
+
+    def owner_of(self, key: bytes) -> int:
+        """The index of the node whose slots include `key`'s (asked of a running node)."""
+        for node in self.nodes:
+            if not node.running:
+                continue
+            with redis.Redis(port=node.port, socket_connect_timeout=1.0) as client:
+                slot = client.execute_command("CLUSTER", "KEYSLOT", key)
+                for low, high, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                    if low <= slot <= high:
+                        return next(index for index, candidate in enumerate(self.nodes)
+                                    if candidate.port == int(primary[1]))
+        raise RuntimeError(f"no running node knows the owner of {key!r}")
 
     def _joined(self) -> bool:
         return all(self._info(node).get("cluster_slots_assigned") == str(CLUSTER_SLOTS)

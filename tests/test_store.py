@@ -59,7 +59,7 @@ def test_environment_overrides_the_store_section(
 
 def test_bad_online_override_is_an_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEATURESTORE_ONLINE", "memcached://x")
-    with pytest.raises(FeatureStoreError, match="FEATURESTORE_ONLINE must be 'local' or a redis"):
+    with pytest.raises(FeatureStoreError, match="FEATURESTORE_ONLINE must be 'local', a redis"):
         FeatureStore(project)
 
 

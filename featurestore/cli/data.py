@@ -12,6 +12,11 @@ from featurestore.progress import MaterializeProgress
 from featurestore.store import FeatureStore
 from featurestore.table_files import check_table_path, read_table_file, write_table_file
 
+engine_option = click.option(
+    "--engine", default=None, metavar="ENGINE",
+    help="Where partitions run: 'local' or 'dask://host:port' (a Dask scheduler); "
+    "default $FEATURESTORE_ENGINE, else the registry's store.engine, else local.")
+
 OUT_HELP = ("Output file, by extension: .parquet, .csv (times as ISO-8601 with +00:00), "
             ".json/.jsonl (JSON lines), .arrow or .feather (Arrow IPC).")
 
@@ -21,11 +26,13 @@ OUT_HELP = ("Output file, by extension: .parquet, .csv (times as ISO-8601 with +
 @click.option("--end", default=None, help="Process events before this time (ISO-8601, UTC); "
               "default now.")
 @click.option("--full", is_flag=True, help="Rebuild from all events instead of only new ones.")
-def materialize(registry: Path, end: str | None, full: bool) -> None:
+@engine_option
+def materialize(registry: Path, end: str | None, full: bool, engine: str | None) -> None:
     """Build offline tables from events before --end and load the online store."""
     store = FeatureStore(registry)
     with MaterializeProgress() as progress:
-        result = store.materialize(end=end, full=full, progress=progress.update)
+        result = store.materialize(end=end, full=full, progress=progress.update,
+                                   engine=engine)
     click.echo(result.render())
 
 
@@ -54,12 +61,17 @@ def materialize(registry: Path, end: str | None, full: bool) -> None:
               "(or --fit).")
 @click.option("--fit", "fit_id", default=None, metavar="FIT",
               help="With --transformed: a fit id (or unique prefix) or 'latest'.")
+@engine_option
 @click.pass_context
 def training_set(ctx: click.Context, registry: Path, spine: Path | None, out: Path | None,
                  features: tuple[str, ...], service: str | None, timestamp: str,
                  full_names: bool, name: str | None, overwrite: bool,
-                 reproduce: str | None, transformed: bool, fit_id: str | None) -> None:
+                 reproduce: str | None, transformed: bool, fit_id: str | None,
+                 engine: str | None) -> None:
     """Build a point-in-time training set: the spine with feature columns appended."""
+    if engine is not None and (name is not None or reproduce is not None):
+        raise click.UsageError("--engine does not apply with --name or --reproduce: set "
+                               "FEATURESTORE_ENGINE for saved sets")
     if reproduce is not None:
         if spine or out or name or features or service:
             raise click.UsageError("--reproduce takes no --spine, --out, --name, --features "
@@ -91,7 +103,8 @@ def training_set(ctx: click.Context, registry: Path, spine: Path | None, out: Pa
     else:
         table = store.get_training_set(rows, features=references or None, service=service,
                                        timestamp=timestamp, full_names=full_names,
-                                       output="arrow", transformed=transformed, fit=fit_id)
+                                       output="arrow", transformed=transformed, fit=fit_id,
+                                       engine=engine)
         write_table_file(table, out)
     if out is not None:
         click.echo(f"wrote {table.num_rows:,} rows with {table.num_columns - rows.num_columns} "
@@ -107,12 +120,15 @@ def training_set(ctx: click.Context, registry: Path, spine: Path | None, out: Pa
 @click.option("--entity", default=None,
               help="Entity to score (needed when feature views use several).")
 @click.option("--full-names", is_flag=True, help="Name feature columns view__feature.")
-def snapshot(registry: Path, at: str, out: Path, entity: str | None, full_names: bool) -> None:
+@engine_option
+def snapshot(registry: Path, at: str, out: Path, entity: str | None, full_names: bool,
+             engine: str | None) -> None:
     """Write every entity's features at time T (batch scoring), from raw events."""
     check_table_path(out)
     store = FeatureStore(registry)
     started = time.perf_counter()
-    table = store.snapshot(at, entity=entity, full_names=full_names, output="arrow")
+    table = store.snapshot(at, entity=entity, full_names=full_names, output="arrow",
+                           engine=engine)
     write_table_file(table, out)
     click.echo(f"wrote {table.num_rows:,} entities to {shown(out)} "
                f"({time.perf_counter() - started:.1f}s)")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import click
 
+from featurestore.cli.data import engine_option
 from featurestore.cli.group import EXIT_FAILURE, main, registry_option, to_stderr
 from featurestore.cli.tokens import describe_auth
 from featurestore.context import AUTH_ENV
@@ -131,12 +132,14 @@ class _EntityCount(click.ParamType):
               help="Lookup time (ISO-8601, UTC), repeatable; default: the materialization "
                    "end and a few later times.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the sample.")
+@engine_option
 @click.pass_context
 def verify(ctx: click.Context, registry: Path, entities: int | str, times: tuple[str, ...],
-           seed: int) -> None:
+           seed: int, engine: str | None) -> None:
     """Check that online values equal offline ones for sampled (or all) entities; exit 1
     on any difference, or when a view is stale."""
-    report = FeatureStore(registry).verify(entities=entities, at=list(times) or None, seed=seed)
+    report = FeatureStore(registry).verify(entities=entities, at=list(times) or None, seed=seed,
+                                           engine=engine)
     click.echo(report.render())
     if not report.ok:
         ctx.exit(EXIT_FAILURE)

@@ -44,6 +44,8 @@ from transforms.spec import ColumnType
 
 TS_COLUMN = "__ts"
 _PARTITION_COLUMN = "__partition"
+PARTITION_COLUMN = _PARTITION_COLUMN
+"""The column a staged copy is partitioned by (folders `__partition=<p>/`)."""
 
 
 @dataclass(frozen=True)

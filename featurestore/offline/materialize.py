@@ -24,6 +24,7 @@ killed leaves the previous states, tables and watermarks as they were.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 import uuid
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from featurestore.compilation import source_spec
 from featurestore.errors import InputError, NotAppliedError
@@ -52,7 +54,7 @@ from featurestore.offline.changed_entities import (
     write_keys,
 )
 from featurestore.offline.dictionaries import build_dictionaries
-from featurestore.offline.event_query import EntityFilter
+from featurestore.offline.event_query import EntityFilter, plan_events
 from featurestore.offline.events import read_partitions, suggest_partitions
 from featurestore.offline.manifest import (
     ManifestChanges,
@@ -60,14 +62,21 @@ from featurestore.offline.manifest import (
     capture_manifest,
     compare_manifests,
 )
+from featurestore.offline.partition_tasks import (
+    FoldTask,
+    entity_keys,
+    lookup_states,
+    state_batch,
+)
 from featurestore.offline.publications import record_publication
 from featurestore.offline.pushed_after_end import FoldedStates, fold_pushed_after_end
+from featurestore.offline.remote_partitions import RemoteRun, remote_run
 from featurestore.offline.run_history import create_run_history_table, record_view_run
 from featurestore.offline.source_cache import SourceCache, source_cache_dir
 from featurestore.offline.sources import count_rows, quote_identifier
 from featurestore.online.entity_keys import decode_entity_key, encode_entity_key
 from featurestore.online.published import PublishedRegistry, ViewPublication, publication_metadata
-from featurestore.online.stored_states import join_value, later, newest_per_entity
+from featurestore.online.stored_states import join_value
 from featurestore.registry import Source
 from featurestore.registry.state import registry_hash
 from featurestore.statistics.history import create_statistics_table, record_view_statistics
@@ -148,8 +157,13 @@ class MaterializeResult:
 
 
 def materialize(store: StoreContext, end: object = None, full: bool = False,
-                progress: Progress | None = None) -> MaterializeResult:
+                progress: Progress | None = None,
+                engine: str | None = None) -> MaterializeResult:
     """Process events before `end` (default now), update offline tables, load online.
+
+    Partitions are folded on `engine` (None: $FEATURESTORE_ENGINE, else the registry's
+    `store.engine`); on a remote engine each partition's states come back as a Parquet
+    part and are committed here, in the run's one transaction, once all are done.
 
     Raises:
         NotAppliedError: the registry file differs from the applied version.
@@ -161,6 +175,8 @@ def materialize(store: StoreContext, end: object = None, full: bool = False,
             are already updated; the next run loads the online store again).
         ExpectationError: an expectation with `on_fail: fail` is broken (nothing is
             changed; the run's verdicts are recorded).
+        EngineError: the engine cannot be reached or gave up on a partition (nothing
+            is changed).
     """
     run_at = datetime.now(UTC)
     end_us = now_micros() if end is None else to_micros(end, "end")
@@ -169,9 +185,11 @@ def materialize(store: StoreContext, end: object = None, full: bool = False,
     keys = compiled_state_keys(store.registry, graph)
     result = MaterializeResult(end_us=end_us, registry_version=applied.version)
     checks = RunChecks(store, end_us)
-    result.views = store.offline_database().run(
-        lambda con: _materialize_offline(con, store, graph, keys, end_us, full, progress,
-                                         checks, (run_at, applied.version)))
+    executor = store.executor(engine)
+    with remote_run(store, executor, graph) as remote:
+        result.views = store.offline_database().run(
+            lambda con: _materialize_offline(con, store, graph, keys, end_us, full, progress,
+                                             checks, (run_at, applied.version), remote))
     result.expectations = checks.render()
     published = _publication(applied, graph, keys)
     result.online_version, result.online_states = load_online(store, published)
@@ -224,20 +242,21 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
 def _materialize_offline(con: duckdb.DuckDBPyConnection, store: StoreContext,
                          graph: CompiledGraph, keys: dict[str, str], end_us: int, full: bool,
                          progress: Progress | None, checks: RunChecks,
-                         history: tuple[datetime, int]) -> list[ViewRun]:
+                         history: tuple[datetime, int],
+                         remote: RemoteRun | None = None) -> list[ViewRun]:
     run_at, version = history  # the run's start and registry version, for `run_history`
     _create_tables(con)
     con.begin()
     try:
         # Source expectations before any state is folded: a failing rule stops early.
         checks.check_sources(con)
-        with (tempfile.TemporaryDirectory(prefix="featurestore-") as staging,
+        with (_scratch(remote) as staging,
               SourceCache(source_cache_dir(store.offline_path)) as copies):
             runs = []
             for name in store.registry.feature_views:
                 started = perf_counter()
                 runs.append(_materialize_view(con, _ViewJob(
-                    store, graph.views[name], keys[name], end_us, Path(staging), copies),
+                    store, graph.views[name], keys[name], end_us, staging, copies, remote),
                     full, progress))
                 record_view_run(con, runs[-1], end_us, run_at, perf_counter() - started,
                                 version)
@@ -260,10 +279,22 @@ def _materialize_offline(con: duckdb.DuckDBPyConnection, store: StoreContext,
     return runs
 
 
+@contextlib.contextmanager
+def _scratch(remote: RemoteRun | None) -> Iterator[Path]:
+    """Where a run's scratch files go: the shared run folder on a remote engine (the
+    workers read the recompute filters), else a private temporary folder."""
+    if remote is not None:
+        yield remote.folder
+        return
+    with tempfile.TemporaryDirectory(prefix="featurestore-") as staging:
+        yield Path(staging)
+
+
 @dataclass(frozen=True)
 class _ViewJob:
     """One view's share of a run: what it reads and where its scratch files go
-    (`copies`: the run's Parquet copies of CSV sources)."""
+    (`copies`: the run's Parquet copies of CSV sources; `remote`: the remote run
+    partitions go to, None in process)."""
 
     store: StoreContext
     view: CompiledView
@@ -271,6 +302,7 @@ class _ViewJob:
     end_us: int
     staging: Path
     copies: SourceCache
+    remote: RemoteRun | None = None
 
     @property
     def name(self) -> str:
@@ -394,6 +426,10 @@ def _fold_events(con: duckdb.DuckDBPyConnection, job: _ViewJob, source: ViewSour
                  incremental: bool) -> None:
     """Fold the events in [start_us, end) (of some entities) into the stored states,
     reading the source in `total` partitions."""
+    if job.remote is not None:
+        _fold_remotely(con, job, source, dictionaries, run, progress, total,
+                       (start_us, entities), incremental)
+        return
     partitions = read_partitions(con, source.spec, source.base_dir, source.keys,
                                  source.columns, source.string_columns, dictionaries,
                                  start_us, job.end_us, total, staging_dir=job.staging,
@@ -408,25 +444,52 @@ def _fold_events(con: duckdb.DuckDBPyConnection, job: _ViewJob, source: ViewSour
             progress(job.name, done, total, run.events)
 
 
+def _fold_remotely(con: duckdb.DuckDBPyConnection, job: _ViewJob, source: ViewSource,
+                   dictionaries: dict[str, list[str]], run: ViewRun,
+                   progress: Progress | None, total: int,
+                   window: tuple[int | None, EntityFilter | None], incremental: bool) -> None:
+    """`_fold_events` with each partition on a worker: a `FoldTask` per partition writes
+    its states as a Parquet part (continuing the stored states, exported for the
+    workers, on incremental runs); once every task is done the parts are upserted in
+    partition order, inside the run's transaction."""
+    remote = job.remote
+    assert remote is not None
+    start_us, entities = window
+    query = plan_events(con, source.spec, source.base_dir, source.keys, source.columns,
+                        source.string_columns, start_us, job.end_us, entities)
+    reads = remote.partition_reads(con, source.spec, query, dictionaries, total)
+    previous: list[str | None] = [None] * len(reads)
+    if incremental:
+        previous = remote.states_by_partition(
+            con, f"SELECT entity, state, newest_us FROM {STATES_TABLE} WHERE view = ?",
+            [job.name], query, total)
+    tasks = [FoldTask(remote.kernels, job.name, read, job.end_us, previous[read.partition],
+                      remote.file(f"states-{job.name}-{read.partition}"))
+             for read in reads]
+    results = remote.executor.run(tasks, "materialize")
+    for done, result in enumerate(results, start=1):
+        if result.path is not None:
+            _upsert_states(con, job.name, pq.read_table(result.path), incremental)
+            run.events += result.events
+            run.entities += result.entities
+        if progress is not None:
+            progress(job.name, done, total, run.events)
+
+
 def _fold_partition(con: duckdb.DuckDBPyConnection, view: CompiledView, name: str,
                     partition: object, dictionaries: dict[str, list[str]], end_us: int,
                     incremental: bool) -> None:
     """Fold one partition's events into its entities' stored states (upsert)."""
-    keys = [encode_entity_key(tuple(row.values()))
-            for row in partition.key_table.to_pylist()]
+    keys = entity_keys(partition)
     old, old_newest = (_stored_states(con, name, keys) if incremental
                        else ([None] * len(keys), [None] * len(keys)))
-    states = view.update_states(old, partition.entity, partition.ts, partition.columns,
-                                dictionaries, end_us)
-    newest = newest_per_entity(partition.entity, partition.ts).tolist()
-    batch = pa.table({
-        "view": pa.array([name] * len(states.blobs), pa.string()),
-        "entity": pa.array([keys[i] for i in states.entities], pa.binary()),
-        "state": pa.array(states.blobs, pa.binary()),
-        "newest_us": pa.array([later(old_newest[i], time) for i, time
-                               in zip(states.entities.tolist(), newest, strict=True)],
-                              pa.int64()),
-    })
+    batch = state_batch(view, name, partition, dictionaries, end_us, keys, old, old_newest)
+    _upsert_states(con, name, batch, incremental)
+
+
+def _upsert_states(con: duckdb.DuckDBPyConnection, name: str, batch: pa.Table,
+                   incremental: bool) -> None:
+    """Write new state rows of a view, replacing the entities' old ones (incremental)."""
     con.register("fs_batch", batch)
     try:
         if incremental:
@@ -449,21 +512,7 @@ def _batches(con: duckdb.DuckDBPyConnection, sql: str,
 def _stored_states(con: duckdb.DuckDBPyConnection, name: str,
                    keys: list[bytes]) -> tuple[list[bytes | None], list[int | None]]:
     """The stored states of entities (None: none) and their newest event times."""
-    wanted = pa.table({"i": pa.array(range(len(keys)), pa.int64()),
-                       "entity": pa.array(keys, pa.binary())})
-    con.register("fs_wanted", wanted)
-    try:
-        rows = con.execute(f"SELECT w.i, s.state, s.newest_us FROM fs_wanted w JOIN "
-                           f"{STATES_TABLE} s ON s.view = ? AND s.entity = w.entity",
-                           [name]).fetchall()
-    finally:
-        con.unregister("fs_wanted")
-    found: list[bytes | None] = [None] * len(keys)
-    newest: list[int | None] = [None] * len(keys)
-    for i, state, time in rows:
-        found[i] = bytes(state)
-        newest[i] = time
-    return found, newest
+    return lookup_states(con, STATES_TABLE, keys, "s.view = ? AND", [name])
 
 
 def _write_latest_values(con: duckdb.DuckDBPyConnection, view: CompiledView, name: str,

@@ -24,9 +24,11 @@ import pyarrow.parquet as pq
 
 from featurestore.offline import events
 from featurestore.offline.dictionaries import build_dictionaries
-from featurestore.offline.event_query import EntityFilter
+from featurestore.offline.event_query import EntityFilter, EventQuery, plan_events
 from featurestore.offline.events import read_partitions, suggest_partitions
 from featurestore.offline.keys import normalize_keys, partition_of_keys
+from featurestore.offline.partition_tasks import SPINE_TS, TrainingTask
+from featurestore.offline.remote_partitions import RemoteRun
 from featurestore.offline.schema import check_columns, describe_source
 from featurestore.offline.sources import SourceSpec, count_rows
 from featurestore.offline.spine import present_rows
@@ -103,6 +105,7 @@ def compute_view_values(
     base_dir: Path,
     spine_keys: pa.Table,
     spine_us: np.ndarray,
+    remote: RemoteRun | None = None,
 ) -> ViewValues:
     """The wanted features of one view at every spine row's time.
 
@@ -113,10 +116,12 @@ def compute_view_values(
         spine_keys: the spine's key columns, in spine order; a row with a null key
             gets the values of an unseen entity (count and sum 0, the others null).
         spine_us: int64 spine times (µs UTC), in spine order.
+        remote: send each partition to this run's executor (None: in this process).
 
     Raises:
         SourceError: the source cannot be read or does not match the definitions.
         InputError: a spine key column does not convert to the source's key type.
+        EngineError: the remote engine gave up on a partition.
     """
     view = request.view
     wanted = [view.feature_names.index(name) for name in request.features]
@@ -125,7 +130,8 @@ def compute_view_values(
         return ViewValues(dict(zip(request.features, out, strict=True)), {})
     present = present_rows(spine_keys)
     if not present.all():
-        return _without_null_keys(con, request, base_dir, spine_keys, spine_us, present)
+        return _without_null_keys(con, request, base_dir, spine_keys, spine_us, present,
+                                  remote)
     key_types = key_kinds(con, request.source, base_dir, request.keys)
     keys = normalize_keys(spine_keys, key_types)
     dictionaries = build_dictionaries(con, request.source, base_dir, view.string_columns)
@@ -134,7 +140,14 @@ def compute_view_values(
     by_partition = _rows_by_partition(
         partition_of_keys(con, keys, key_types, partitions), partitions
     )
-    with _spine_entities(keys, source_rows) as entities:
+    with _spine_entities(keys, source_rows, remote) as entities:
+        if remote is not None:
+            query = plan_events(con, request.source, base_dir, request.keys,
+                                view.input_columns, view.string_columns, request.start_us,
+                                int(spine_us.max()), entities)
+            _remote_values(con, remote, request, query, (by_partition, keys, spine_us),
+                           dictionaries, wanted, out)
+            return ViewValues(dict(zip(request.features, out, strict=True)), dictionaries)
         partition_events = read_partitions(
             con, request.source, base_dir, request.keys, view.input_columns,
             view.string_columns, dictionaries, request.start_us, int(spine_us.max()),
@@ -148,10 +161,12 @@ def compute_view_values(
 def _without_null_keys(
     con: duckdb.DuckDBPyConnection, request: ViewRequest, base_dir: Path,
     spine_keys: pa.Table, spine_us: np.ndarray, present: np.ndarray,
+    remote: RemoteRun | None,
 ) -> ViewValues:  # fmt: skip
     """Values for the rows with keys; the others get an unseen entity's values."""
     rows = np.flatnonzero(present)
-    found = compute_view_values(con, request, base_dir, spine_keys.take(rows), spine_us[rows])
+    found = compute_view_values(con, request, base_dir, spine_keys.take(rows), spine_us[rows],
+                                remote)
     aggregations = {feature.name: feature.agg for feature in request.view.plan.features}
     values = {}
     for name, computed in found.values.items():
@@ -163,11 +178,18 @@ def _without_null_keys(
 
 
 @contextlib.contextmanager
-def _spine_entities(keys: pa.Table, source_rows: int) -> Iterator[EntityFilter | None]:
-    """A filter to the spine's entities when they are few (see ROWS_PER_FILTERED_ENTITY)."""
+def _spine_entities(keys: pa.Table, source_rows: int,
+                    remote: RemoteRun | None = None) -> Iterator[EntityFilter | None]:
+    """A filter to the spine's entities when they are few (see ROWS_PER_FILTERED_ENTITY);
+    its file is in the run folder for a remote run, so the workers can read it."""
     distinct = keys.group_by(keys.column_names).aggregate([])
     if distinct.num_rows * ROWS_PER_FILTERED_ENTITY >= source_rows:
         yield None
+        return
+    if remote is not None:
+        path = remote.file("entities")
+        pq.write_table(distinct, path)
+        yield EntityFilter(path, keep=True)
         return
     with tempfile.TemporaryDirectory(prefix="featurestore-spine-") as folder:
         path = Path(folder) / "entities.parquet"
@@ -194,6 +216,35 @@ def _fill_values(view: CompiledView, partition_events: Iterator[events.EventPart
             query_entity[order], query_ts[order],
         )  # fmt: skip
         out[:, rows[order]] = values[wanted]
+
+
+def _remote_values(con: duckdb.DuckDBPyConnection, remote: RemoteRun, request: ViewRequest,
+                   query: EventQuery,
+                   spine: tuple[list[np.ndarray], pa.Table, np.ndarray],
+                   dictionaries: dict[str, list[str]], wanted: list[int],
+                   out: np.ndarray) -> None:
+    """`_fill_values` with each partition on a worker: the driver writes each
+    partition's spine rows to the run folder, a `TrainingTask` per partition that has
+    some computes them, and the values land in `out` from the parts."""
+    by_partition, keys, spine_us = spine
+    name = request.view.name
+    reads = remote.partition_reads(con, request.source, query, dictionaries,
+                                   len(by_partition))
+    tasks, placed = [], []
+    for partition, rows in enumerate(by_partition):
+        if len(rows) == 0:
+            continue
+        spine_file = remote.file(f"spine-{name}-{partition}")
+        part = keys.take(rows).append_column(SPINE_TS, pa.array(spine_us[rows], pa.int64()))
+        pq.write_table(part, spine_file)
+        tasks.append(TrainingTask(remote.kernels, name, reads[partition], spine_file,
+                                  tuple(wanted), False,
+                                  remote.file(f"values-{name}-{partition}")))
+        placed.append(rows)
+    for rows, path in zip(placed, remote.executor.run(tasks, "training"), strict=True):
+        part = pq.read_table(path)
+        for index in range(len(wanted)):
+            out[index, rows] = part.column(f"f{index}").to_numpy()
 
 
 def _rows_by_partition(partition_of_row: np.ndarray, partitions: int) -> list[np.ndarray]:

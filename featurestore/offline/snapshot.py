@@ -72,6 +72,7 @@ def build_snapshot(
     entity: str | None = None,
     full_names: bool = False,
     output: Output = "pandas",
+    engine: str | None = None,
 ) -> pd.DataFrame | pa.Table:
     """Every feature of every feature view of one entity, for each of its keys, at `at`.
 
@@ -97,7 +98,7 @@ def build_snapshot(
     spine = entities.append_column(
         _TIME_COLUMN, pa.array([at_us] * entities.num_rows, pa.int64()).cast(pa.timestamp("us"))
     )
-    columns = feature_columns(store, plan, spine, _TIME_COLUMN)
+    columns = feature_columns(store, plan, spine, _TIME_COLUMN, engine)
     if output == "arrow":
         return arrow_result(entities, columns)
     return pandas_result(entities, columns)

@@ -29,6 +29,7 @@ from featurestore.offline.point_in_time import (
     compute_view_values,
     earliest_event_needed,
 )
+from featurestore.offline.remote_partitions import RemoteRun, remote_run
 from featurestore.offline.request_features import evaluate_request_feature, read_request_fields
 from featurestore.offline.source_cache import SourceCache, source_cache_dir
 from featurestore.offline.sources import quote_literal
@@ -120,6 +121,7 @@ def build_training_set(
     output: Output = "pandas",
     transformed: bool = False,
     fit: str | None = None,
+    engine: str | None = None,
 ) -> pd.DataFrame | pa.Table:
     """A point-in-time training set: the spine with feature columns appended (and with
     `transformed`, the service's transformed columns after them).
@@ -139,7 +141,7 @@ def build_training_set(
     plan = plan_training_set(store, features, service, full_names)
     table = load_spine(spine, plan.keys, timestamp)
     _check_new_columns(table, plan.selection.columns)
-    columns = feature_columns(store, plan, table, timestamp)
+    columns = feature_columns(store, plan, table, timestamp, engine)
     if program is not None:
         names = program.output_names()
         _check_new_columns(table, names)
@@ -174,21 +176,28 @@ def transform_program(store: StoreContext, service: str | None, transformed: boo
 
 
 def feature_columns(
-    store: StoreContext, plan: TrainingPlan, spine: pa.Table, timestamp: str
+    store: StoreContext, plan: TrainingPlan, spine: pa.Table, timestamp: str,
+    engine: str | None = None,
 ) -> list[FeatureColumn]:
     """The requested feature columns of a loaded spine, in request order.
+
+    Partitions run on `engine` (None: $FEATURESTORE_ENGINE, else the registry's
+    `store.engine`; see `executors.resolve_engine`).
 
     Raises:
         InputError: the spine lacks a request field a requested feature reads, or has
             it in a type that cannot stand for the field's.
         SourceError: a source cannot be read or does not match the definitions.
+        EngineError: the engine cannot be reached or gave up on a partition.
     """
     graph = store.kernels()
     fields = read_request_fields(spine, plan.request_fields(), graph.request_views)
     spine_us = spine_micros(spine, timestamp)
-    values = with_connection(
-        store, list(plan.views), lambda con: _all_view_values(con, store, plan, spine, spine_us)
-    )
+    executor = store.executor(engine)
+    with remote_run(store, executor, graph) as remote:
+        values = with_connection(
+            store, list(plan.views),
+            lambda con: _all_view_values(con, store, plan, spine, spine_us, remote))
     by_ref = {(view, name): found for view, computed in values.items()
               for name, found in computed.values.items()}
     columns = []
@@ -233,6 +242,7 @@ def _all_view_values(
     plan: TrainingPlan,
     spine: pa.Table,
     spine_us: np.ndarray,
+    remote: RemoteRun | None,
 ) -> dict[str, ViewValues]:
     registry = store.registry
     graph = store.kernels()
@@ -252,7 +262,7 @@ def _all_view_values(
             request = ViewRequest(graph.views[view], source, tuple(keys), features,
                                   earliest_event_needed(windows, first))
             results[view] = compute_view_values(con, request, store.base_dir,
-                                                spine.select(keys), spine_us)
+                                                spine.select(keys), spine_us, remote)
     return results
 
 

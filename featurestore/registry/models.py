@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from featurestore.credentials import redact_url
 from featurestore.errors import SourceError
+from featurestore.executors.engines import engine_problem
 from featurestore.registry.drift_settings import DriftSettings
 from featurestore.registry.durations import DurationSyntaxError, format_duration, parse_duration
 from featurestore.registry.expectations import (
@@ -86,7 +87,7 @@ REQUEST_TYPES: dict[str, ColumnType] = {
     "string": ColumnType.STRING,
 }
 
-ONLINE_SCHEMES = ("redis://", "rediss://")
+ONLINE_SCHEMES = ("redis://", "rediss://", "redis+cluster://")
 
 
 def _check_name(value: str) -> str:
@@ -192,9 +193,16 @@ def _check_online(value: str) -> str:
     if value != "local" and not value.startswith(ONLINE_SCHEMES):
         raise PydanticCustomError(
             "online",
-            "expected 'local' or a redis:// URL, got '{value}'{hint}",
+            "expected 'local', a redis:// or a redis+cluster:// URL, got '{value}'{hint}",
             {"value": redact_url(value), "hint": did_you_mean(value, ["local"])},
         )
+    return value
+
+
+def _check_engine(value: str) -> str:
+    problem = engine_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("engine", "{problem}", {"problem": problem})
     return value
 
 
@@ -261,11 +269,19 @@ class Store(Definition):
 
     Attributes:
         offline: DuckDB file; None means `<project>.duckdb` next to the registry file.
-        online: "local" (the embedded store) or a redis:// URL.
+        online: "local" (the embedded store), a redis:// URL, or a Redis Cluster
+            as redis+cluster://host:port,host:port,...
+        engine: where partitions run: "local" (this process) or "dask://host:port" (the
+            workers of a Dask scheduler); FEATURESTORE_ENGINE and per-call `engine=`
+            arguments win over it.
+        work_dir: the shared folder dask runs write their parts under; None means
+            `.work` beside the offline file (FEATURESTORE_WORK_DIR wins).
     """
 
     offline: str | None = None
     online: Annotated[str, AfterValidator(_check_online)] = "local"
+    engine: Annotated[str, AfterValidator(_check_engine)] = "local"
+    work_dir: str | None = None
 
 
 class Entity(Definition):

@@ -27,10 +27,14 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from featurestore.errors import InputError
 from featurestore.offline import count_rows, read_partitions, suggest_partitions
+from featurestore.offline.event_query import plan_events
 from featurestore.offline.materialize import STATES_TABLE
+from featurestore.offline.partition_tasks import FOUND, SPINE_TS, TrainingTask
+from featurestore.offline.remote_partitions import RemoteRun, remote_run
 from featurestore.offline.sources import SourceSpec
 from featurestore.offline.unmaterialized import unmaterialized
 from featurestore.online import decode_entity_key
@@ -48,6 +52,7 @@ from featurestore.serving.inputs import MAX_ENTITIES, lookup_time
 from featurestore.serving.lookup import get_online_features, lookup_engine
 from featurestore.serving.values import python_values
 from featurestore.times import format_micros
+from transforms import CompiledView
 from transforms.spec import ColumnType
 
 if TYPE_CHECKING:
@@ -127,7 +132,8 @@ class VerifyReport:
 
 
 def verify(store: StoreContext, entities: int | str = 100,
-           at: Sequence[object] | object = None, seed: int = 0) -> VerifyReport:
+           at: Sequence[object] | object = None, seed: int = 0,
+           engine: str | None = None) -> VerifyReport:
     """Compare online and offline feature values for sampled (or all) entities.
 
     What is compared is what the online store serves: its states, with the kernels of
@@ -141,6 +147,8 @@ def verify(store: StoreContext, entities: int | str = 100,
         at: lookup times (one or a list of datetimes or ISO-8601 strings), each at or
             after the materialization end; default: the end and a few times after it.
         seed: the sample's seed.
+        engine: where the offline side's partitions run (None: $FEATURESTORE_ENGINE,
+            else the registry's `store.engine`).
 
     Returns:
         The report; `report.ok` tells whether everything matched and nothing is stale.
@@ -166,12 +174,14 @@ def verify(store: StoreContext, entities: int | str = 100,
         raise NotMaterializedError("nothing is materialized: run `featurestore materialize`")
     requested = [] if at is None else list(at) if isinstance(at, list | tuple) else [at]
     report = VerifyReport(registry_version=published.version if published else None)
-    for view in views:
-        end = check_view(metadata.metadata, view, expected[view])
-        times = _times(end, requested)
-        blob = metadata.metadata[dictionary_name(view)]
-        dictionaries = orjson.loads(blob) if blob else {}
-        _verify_view(store, view, end, times, dictionaries, entities, seed, report)
+    with remote_run(store, store.executor(engine), store.kernels()) as remote:
+        for view in views:
+            end = check_view(metadata.metadata, view, expected[view])
+            times = _times(end, requested)
+            blob = metadata.metadata[dictionary_name(view)]
+            dictionaries = orjson.loads(blob) if blob else {}
+            _verify_view(store, view, (end, times), dictionaries, (entities, seed), report,
+                         remote)
     return report
 
 
@@ -186,9 +196,11 @@ def _times(end: int, requested: list[object]) -> tuple[int, ...]:
     return times
 
 
-def _verify_view(store: StoreContext, view: str, end: int, times: tuple[int, ...],
-                 dictionaries: dict[str, list[str]], sample_size: int | str, seed: int,
-                 report: VerifyReport) -> None:
+def _verify_view(store: StoreContext, view: str, moments: tuple[int, tuple[int, ...]],
+                 dictionaries: dict[str, list[str]], sampling: tuple[int | str, int],
+                 report: VerifyReport, remote: RemoteRun | None) -> None:
+    end, times = moments
+    sample_size, seed = sampling
     registry = store.registry
     keys = registry.entities[registry.feature_views[view].entity].keys
     compiled = store.kernels().views[view]
@@ -201,7 +213,8 @@ def _verify_view(store: StoreContext, view: str, end: int, times: tuple[int, ...
             return [], 0, None
         sample = _sample_keys(con, view, sample_size, seed)
         kept = [key for key in sample if key not in pending.entities]
-        values = _offline_values(con, store, view, pending.spec, kept, end, times, dictionaries)
+        values = _offline_values(con, store, view, pending.spec, kept, (end, times),
+                                 dictionaries, remote)
         return kept, len(sample) - len(kept), values
 
     kept, skipped, offline_values = store.offline_database().run(offline)
@@ -235,14 +248,16 @@ def _sample_keys(con: duckdb.DuckDBPyConnection, view: str, size: int | str,
 
 
 def _offline_values(con: duckdb.DuckDBPyConnection, store: StoreContext, view: str,
-                    spec: SourceSpec, sample: list[tuple], end: int, times: tuple[int, ...],
-                    dictionaries: dict[str, list[str]]) -> np.ndarray:
+                    spec: SourceSpec, sample: list[tuple], moments: tuple[int, tuple[int, ...]],
+                    dictionaries: dict[str, list[str]],
+                    remote: RemoteRun | None) -> np.ndarray:
     """Training values from the raw events before `end` that the materialization read
     (`spec` pins its pushed segments): float64 [features, keys, times].
 
     `dictionaries` are the online ones, so string codes agree; values they lack are
-    appended to them in place.
+    appended to them in place. With `remote`, each partition runs on its executor.
     """
+    end, times = moments
     registry, compiled = store.registry, store.kernels().views[view]
     keys = registry.entities[registry.feature_views[view].entity].keys
     out = np.full((len(compiled.feature_names), len(sample), len(times)), np.nan)
@@ -252,9 +267,15 @@ def _offline_values(con: duckdb.DuckDBPyConnection, store: StoreContext, view: s
     found = np.zeros(len(sample), dtype=bool)
     for name in compiled.string_columns:
         dictionaries.setdefault(name, [])
+    count = suggest_partitions(count_rows(con, spec, store.base_dir))
+    if remote is not None:
+        found = _remote_offline_values(con, remote, compiled, spec, wanted, (end, times),
+                                       dictionaries, count, out)
+        _fill_unseen(compiled, times, found, out)
+        return out
     partitions = read_partitions(
         con, spec, store.base_dir, keys, compiled.input_columns, compiled.string_columns,
-        dictionaries, None, end, suggest_partitions(count_rows(con, spec, store.base_dir)))
+        dictionaries, None, end, count)
     for part in partitions:
         ids = part.entities_of(wanted)
         rows = np.flatnonzero(ids >= 0)
@@ -269,12 +290,51 @@ def _offline_values(con: duckdb.DuckDBPyConnection, store: StoreContext, view: s
         unordered = np.empty_like(values)
         unordered[:, order] = values
         out[:, rows, :] = unordered.reshape(len(compiled.feature_names), len(rows), len(times))
+    _fill_unseen(compiled, times, found, out)
+    return out
+
+
+def _remote_offline_values(con: duckdb.DuckDBPyConnection, remote: RemoteRun,
+                           compiled: CompiledView, spec: SourceSpec, wanted: pa.Table,
+                           moments: tuple[int, tuple[int, ...]],
+                           dictionaries: dict[str, list[str]], partitions: int,
+                           out: np.ndarray) -> np.ndarray:
+    """`_offline_values`' partition loop on the workers: every partition's task gets
+    each sampled entity at each time (entity-major, as the local loop orders its
+    queries) and computes the rows of the entities it holds. Returns which sampled
+    entities some partition held."""
+    end, times = moments
+    view = compiled.name
+    query = plan_events(con, spec, remote.base_dir, wanted.column_names,
+                        compiled.input_columns, compiled.string_columns, None, end)
+    reads = remote.partition_reads(con, spec, query, dictionaries, partitions)
+    count, steps = wanted.num_rows, len(times)
+    spine = wanted.take(np.repeat(np.arange(count), steps)).append_column(
+        SPINE_TS, pa.array(np.tile(np.asarray(times, dtype=np.int64), count), pa.int64()))
+    spine_file = remote.file(f"verify-{view}")
+    pq.write_table(spine, spine_file)
+    features = tuple(range(len(compiled.feature_names)))
+    tasks = [TrainingTask(remote.kernels, view, read, spine_file, features, True,
+                          remote.file(f"verify-{view}-{read.partition}"))
+             for read in reads]
+    found = np.zeros(count, dtype=bool)
+    for path in remote.executor.run(tasks, "verify"):
+        part = pq.read_table(path)
+        held = part.column(FOUND).to_numpy(zero_copy_only=False).reshape(count, steps)[:, 0]
+        for index in features:
+            values = part.column(f"f{index}").to_numpy().reshape(count, steps)
+            out[index, held, :] = values[held]
+        found |= held
+    return found
+
+
+def _fill_unseen(compiled: CompiledView, times: tuple[int, ...], found: np.ndarray,
+                 out: np.ndarray) -> None:
+    """A sampled entity without events before the end gets an empty window's values."""
     missing = np.flatnonzero(~found)
     if len(missing):
-        # A sampled entity without events before the end: an empty window.
         empty = np.stack([compiled.values_from_states([None], t)[:, 0] for t in times], axis=1)
         out[:, missing, :] = empty[:, None, :]
-    return out
 
 
 def _online_values(store: StoreContext, view: str, keys: Sequence[str], sample: list[tuple],

@@ -115,3 +115,35 @@ def test_snapshot_as_json_lines(project: Path) -> None:
     rows = [json.loads(line) for line in (project / "scores.jsonl").read_text().splitlines()]
     assert [r["user_id"] for r in rows] == [1, 3]
     assert rows[0]["flag_last_1h"] is False and rows[1]["flag_last_1h"] is True
+
+
+def test_training_set_and_snapshot_take_an_engine(project: Path, dask_cluster: str) -> None:
+    engine = dask_cluster.replace("tcp://", "dask://")
+    for out, extra in (("local.parquet", ()), ("dask.parquet", ("--engine", engine))):
+        assert run("training-set", "--spine", "spine.parquet", "--features", FEATURES,
+                   "--out", out, *extra).exit_code == 0
+        assert run("snapshot", "--at", at(T0).isoformat(), "--entity", "user",
+                   "--out", f"snapshot-{out}", *extra).exit_code == 0
+    assert pq.read_table(project / "dask.parquet").equals(pq.read_table(project / "local.parquet"))
+    assert pq.read_table(project / "snapshot-dask.parquet").equals(
+        pq.read_table(project / "snapshot-local.parquet"))
+
+
+def test_materialize_and_verify_take_an_engine(project: Path, dask_cluster: str) -> None:
+    engine = dask_cluster.replace("tcp://", "dask://")
+    FeatureStore(project).apply()
+    materialized = run("materialize", "--end", at(T0 + HOUR).isoformat(), "--engine", engine)
+    assert materialized.exit_code == 0, materialized.output
+    verified = run("verify", "--entities", "all", "--engine", engine)
+    assert verified.exit_code == 0, verified.output
+    assert "online == offline" in verified.output
+
+
+def test_a_bad_engine_names_the_option(project: Path) -> None:
+    result = run("training-set", "--spine", "spine.parquet", "--features", FEATURES,
+                 "--out", "x.parquet", "--engine", "dask://nowhere")
+    assert result.exit_code != 0
+    assert "the engine argument" in result.output and "no port" in result.output
+    refused = run("training-set", "--spine", "spine.parquet", "--features", FEATURES,
+                  "--name", "saved", "--engine", "local")
+    assert refused.exit_code != 0 and "--engine does not apply with --name" in refused.output

@@ -35,8 +35,8 @@ EXPECTED = {
     "invalid_yaml.yaml": "13:4: invalid YAML: expected <block end>, but found "
     "'<block mapping start>'",
     "keys_not_a_list.yaml": "6:7: entities.user.keys: expected a list, got a mapping",
-    "online_store_unknown.yaml": "4:11: store.online: expected 'local' or a redis:// URL, "
-    "got 'redis'",
+    "online_store_unknown.yaml": "4:11: store.online: expected 'local', a redis:// or a "
+    "redis+cluster:// URL, got 'redis'",
     "request_type_unknown.yaml": "22:19: request_views.txn_context.request.amount_now: "
     "unknown type 'double': expected one of float64, float32, int64, int32, bool, timestamp, "
     "string (did you mean 'float64'?)",

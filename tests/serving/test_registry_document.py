@@ -27,7 +27,8 @@ def test_the_registry_document_shows_no_password() -> None:
     registry = parse_registry(REGISTRY)
     document = registry_document(registry)
     assert document["store"] == {"offline": "offline.duckdb",
-                                 "online": "redis://app:***@cache:6379/0?password=***"}
+                                 "online": "redis://app:***@cache:6379/0?password=***",
+                                 "engine": "local", "work_dir": None}
     assert "secret" not in repr(document)
     # Everything else is the definitions as they are, and the registry keeps its URL.
     plain = registry.model_dump(mode="json")

@@ -19,10 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 
 from featurestore import FeatureStore
+from featurestore.online.cluster_keys import entity_tag
+from featurestore.online.entity_keys import encode_entity_key
 from featurestore.registry.serving_settings import MAX_BODY_BYTES, MAX_PUSH_ROWS
 from featurestore.serving.http_errors import install_handlers, json_errors
 from featurestore.serving.server import create_app
 from tests.conftest import REDIS_TEST_PASSWORD, RedisServer
+from tests.redis_cluster import RedisClusterNodes
 from tests.serving.conftest import ALL_FEATURES, DEMO_END, ServerProcess, make_demo_store
 
 AT = (DEMO_END + timedelta(hours=2)).isoformat()
@@ -213,6 +216,30 @@ def test_redis_outage_gives_503_and_service_resumes(clean_redis: RedisServer,
         assert client.get("/health").json()["materialized"] is False
         assert error_of(client.post("/online-features", json=LOOKUP)) == (503, "not_materialized")
         store.materialize(end=DEMO_END)
+        assert client.post("/online-features", json=LOOKUP).json() == expected
+    store.close()
+
+
+def test_a_cluster_master_outage_gives_503_and_service_resumes(
+        clean_redis_cluster: RedisClusterNodes, tmp_path: Path) -> None:
+    store = make_demo_store(tmp_path / "demo", clean_redis_cluster.url)
+    # The master holding user 1's states; LOOKUP touches it.
+    stopped = clean_redis_cluster.owner_of(entity_tag(encode_entity_key((1,))))
+    with TestClient(create_app(store)) as client:
+        expected = client.post("/online-features", json=LOOKUP).json()
+        clean_redis_cluster.stop_node(stopped)
+        try:
+            for _ in range(3):
+                response = client.post("/online-features", json=LOOKUP)
+                assert error_of(response) == (503, "online_store_unavailable")
+                assert response.headers["content-type"] == "application/json"
+            assert error_of(client.post("/push", json=PUSH)) == (503, "online_store_unavailable")
+            health = client.get("/health")
+            assert health.status_code == 503 and health.json()["status"] == "unavailable"
+        finally:
+            clean_redis_cluster.start_node(stopped)
+        # Back with its data (masters are durable): the same answers, no materialization.
+        assert client.get("/health").json()["materialized"] is True
         assert client.post("/online-features", json=LOOKUP).json() == expected
     store.close()
 
