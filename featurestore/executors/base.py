@@ -46,6 +46,15 @@ class Executor(ABC):
                 than the engine allows); an error a task raised is raised as it is.
         """
 
+    def prepare(self, key: str, setup: Callable[[], object]) -> None:
+        """Run `setup` once on every worker now, before the tasks that need what it
+        loads, rather than in the first task each worker happens to get.
+
+        A second call with the same `key` does nothing. Executors without workers of
+        their own (the local one) do nothing: their tasks load what they need.
+        """
+        del key, setup
+
     @abstractmethod
     def close(self) -> None:
         """Release the executor's connections."""

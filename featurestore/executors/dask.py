@@ -10,7 +10,7 @@ the run commits nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from featurestore.errors import EngineError
@@ -52,6 +52,24 @@ class DaskExecutor(Executor):
         except (OSError, TimeoutError) as error:
             raise EngineError(f"cannot reach the Dask scheduler at {self.address} "
                               f"(engine from {origin}): {error}") from None
+        self._prepared: set[str] = set()
+
+    def prepare(self, key: str, setup: Callable[[], object]) -> None:
+        """Run `setup` on every worker of the cluster at once, once per `key`.
+
+        Workers that join later, or restart, run it in their first task instead.
+
+        Raises:
+            EngineError: a worker could not run it.
+        """
+        if key in self._prepared:
+            return
+        try:
+            self._client.run(_discard_result, setup)
+        except (OSError, TimeoutError) as error:
+            raise EngineError(f"could not prepare the workers of {self.address}: "
+                              f"{error}") from None
+        self._prepared.add(key)
 
     @property
     def client(self) -> Client:
@@ -86,3 +104,8 @@ class DaskExecutor(Executor):
     def close(self) -> None:
         """Close the client (the cluster keeps running)."""
         self._client.close()
+
+
+def _discard_result(setup: Callable[[], object]) -> None:
+    """Run `setup` on a worker; what it returns stays there (it may be large)."""
+    setup()

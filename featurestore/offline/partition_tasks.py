@@ -68,12 +68,20 @@ class ShippedKernels:
 
     def view(self, name: str) -> CompiledView:
         """The compiled view `name`, building the graph on this process's first use."""
+        return self._graph().views[name]
+
+    def load(self) -> None:
+        """Build the graph and load every kernel's machine code in this process now
+        (a worker's preparation for a run)."""
+        self._graph().warm()
+
+    def _graph(self) -> CompiledGraph:
         key = (self.hash, self.cache_dir)
         with _GRAPHS_LOCK:
             graph = _GRAPHS.get(key)
             if graph is None:
                 graph = _GRAPHS[key] = compile_graph(self.spec, self.cache_dir)
-        return graph.views[name]
+        return graph
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,9 @@ def remote_run(store: StoreContext, executor: Executor,
         return
     with run_folder(store) as folder:
         shipped = ShippedKernels.of(kernels, kernel_cache_dir(store.offline_path))
+        # Every worker loads the kernels at once, before the tasks: a cold worker would
+        # otherwise load them inside whichever task it is given first.
+        executor.prepare(f"kernels-{shipped.hash}-{shipped.cache_dir}", shipped.load)
         yield RemoteRun(executor, folder, shipped, store.base_dir)
 
 

@@ -86,6 +86,7 @@ _KEYS_PER_BATCH = 1000
 _BATCHES_PER_ROUND = 8
 _SCAN_COUNT = 1000
 _READ_ATTEMPTS = 4
+_HEAD_CACHE_SIZE = 256
 _UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError)
 
 
@@ -136,6 +137,7 @@ class RedisClusterOnlineStore(OnlineStore):
         # The last published version seen; only a hint, every read checks it.
         self._hint: Pointer | None = None
         self._view_parts: dict[str, bytes] = {}
+        self._head_cache: dict[tuple[bytes, str, tuple[str, ...]], list[bytes]] = {}
 
     def write_version(
         self,
@@ -292,7 +294,6 @@ class RedisClusterOnlineStore(OnlineStore):
 
     def _snapshot(self, located: list[_Located], names: list[str], every_node: bool) -> _Snapshot:
         """States and metadata of one published version (the protocol in the docstring)."""
-        keys = self._keys
         hint = self._hint
         problem = ": the published version kept changing during a read"
         for _ in range(_READ_ATTEMPTS):
@@ -311,11 +312,8 @@ class RedisClusterOnlineStore(OnlineStore):
                 version = hint.version
                 calls = {}
                 for node in nodes:
-                    home = layout.homes[node]
                     calls[node] = [
-                        keys.pointer_key(home), keys.version_key(home, version, b"sealed"),
-                        keys.version_key(home, version, b"mseq"),
-                        *(keys.version_key(home, version, _metadata_suffix(n)) for n in names),
+                        *self._head_keys(layout.homes[node], version, names),
                         *(self._state_key(located[i], version) for i in positions.get(node, ()))]
                 replies = self._get_each(calls)
             except ClusterChanged as error:
@@ -329,6 +327,22 @@ class RedisClusterOnlineStore(OnlineStore):
             seen = [pointer for pointer in pointers.values() if pointer is not None]
             hint = max(seen) if seen else None
         raise OnlineStoreUnavailable(f"online store {self._display_url}{problem}")
+
+    def _head_keys(self, home: bytes, version: str, names: list[str]) -> list[bytes]:
+        """What a read asks a master before the states: its pointer, the version's seal,
+        metadata sequence and metadata copies. Lookups ask the same few lists again and
+        again, so they are kept (a handful per published version)."""
+        cache_key = (home, version, tuple(names))
+        found = self._head_cache.get(cache_key)
+        if found is None:
+            if len(self._head_cache) >= _HEAD_CACHE_SIZE:
+                self._head_cache.clear()
+            keys = self._keys
+            found = self._head_cache[cache_key] = [
+                keys.pointer_key(home), keys.version_key(home, version, b"sealed"),
+                keys.version_key(home, version, b"mseq"),
+                *(keys.version_key(home, version, _metadata_suffix(n)) for n in names)]
+        return found
 
     def _seal(self, layout: Layout, pointer: Pointer) -> None:
         """Mark the version sealed on every master (it must still be staged everywhere)."""
