@@ -88,11 +88,12 @@ def _child_env() -> dict[str, str]:
 
 
 @contextmanager
-def _process(command: list[str], ready: Callable[[], bool], what: str
-             ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a process until the block ends; wait until `ready()` before entering it."""
-    process = subprocess.Popen(command, env=_child_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+def _process(command: list[str], ready: Callable[[], bool], what: str,
+             env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a process until the block ends; wait until `ready()` before entering it.
+    `env` is added to the children's environment (which has no FEATURESTORE_ settings)."""
+    process = subprocess.Popen(command, env={**_child_env(), **(env or {})},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not ready():

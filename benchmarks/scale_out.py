@@ -51,7 +51,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -240,35 +240,14 @@ def _servers(folder: Path) -> Iterator[tuple[str, Any]]:
         single.stop()
 
 
-def _serve(registry: Path, port: int, online: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env["FEATURESTORE_ONLINE"] = online
-    return subprocess.Popen([sys.executable, "-m", "featurestore", "serve", "--registry",
-                             str(registry), "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _serve(registry: Path, port: int, online: str, what: str
+           ) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """`featurestore serve` on `port` with FEATURESTORE_ONLINE set, once it answers."""
+    from online import _http_ready, _process
 
-
-def _wait_ready(process: subprocess.Popen[bytes], port: int, what: str) -> None:
-    from online import READY_TIMEOUT_S, _http_ready
-
-    ready, deadline = _http_ready(port), time.monotonic() + READY_TIMEOUT_S
-    while not ready():
-        if process.poll() is not None:
-            error = process.stderr.read().decode() if process.stderr else ""
-            raise SystemExit(f"{what} exited:\n{error}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} not ready after {READY_TIMEOUT_S:.0f}s")
-        time.sleep(0.05)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()  # a process this script started, by its handle
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    command = [sys.executable, "-m", "featurestore", "serve", "--registry", str(registry),
+               "--port", str(port)]
+    return _process(command, _http_ready(port), what, env={"FEATURESTORE_ONLINE": online})
 
 
 def _node_commands(cluster: Any) -> list[dict[str, int]]:
@@ -321,11 +300,9 @@ def run_online(args: argparse.Namespace, work: Path) -> None:
         batch_bodies = _bodies(features, ONLINE_USERS, 300, 100, at, seed=2)
         sdk = _sdk_lookups(store, on_cluster, single_bodies, args.requests)
         ports = {"single": _free_port(), "cluster": _free_port()}
-        servers = {"single": _serve(folder / "registry.yaml", ports["single"], single_url),
-                   "cluster": _serve(folder / "registry.yaml", ports["cluster"], cluster.url)}
-        try:
-            for name, process in servers.items():
-                _wait_ready(process, ports[name], f"featurestore serve ({name})")
+        registry = folder / "registry.yaml"
+        with _serve(registry, ports["single"], single_url, "featurestore serve (single)"), \
+                _serve(registry, ports["cluster"], cluster.url, "featurestore serve (cluster)"):
             pooled: dict[str, list[float]] = {"single": [], "cluster": []}
             ratios = []
             for round_number in range(args.rounds):
@@ -347,22 +324,20 @@ def run_online(args: argparse.Namespace, work: Path) -> None:
                     per_node = [{command: calls - b.get(command, 0)
                                  for command, calls in a.items() if calls != b.get(command, 0)}
                                 for a, b in zip(after, before, strict=True)]
-        finally:
-            for process in servers.values():
-                _stop(process)
-        memory = [_used_memory(node.port) for node in cluster.nodes]
+        memory = [_used_memory(f"redis://127.0.0.1:{node.port}") for node in cluster.nodes]
+        memory_single = _used_memory(single_url)
         store.close()
         on_cluster.close()
     # The client sends its warm-up requests first; every one is a lookup too.
     lookups = len(batch_bodies) + WARMUP_REQUESTS
     _report_online(args, pooled, ratios, batch, per_node, lookups, sdk, states,
-                   cluster_load_s, memory)
+                   cluster_load_s, (memory, memory_single))
 
 
-def _used_memory(port: int) -> int:
+def _used_memory(url: str) -> int:
     import redis
 
-    with redis.Redis(port=port) as client:
+    with redis.Redis.from_url(url) as client:
         return int(client.info("memory")["used_memory"])
 
 
@@ -386,13 +361,14 @@ def _report_online(args: argparse.Namespace, pooled: dict[str, list[float]],
                    ratios: list[float], batch: dict[str, list[float]],
                    per_node: list[dict[str, int]], lookups: int,
                    sdk: dict[str, list[float]], states: int, load_s: float,
-                   memory: list[int]) -> None:
+                   memories: tuple[list[int], int]) -> None:
     from online import _percentile
 
     def row(name: str, values: list[float], note: str = "") -> str:
         return (f"{name:<40} {_percentile(values, 0.5) / 1000:>9.3f} "
                 f"{_percentile(values, 0.99) / 1000:>9.3f}  {note}")
 
+    memory, memory_single = memories
     ratio = statistics.median(ratios)
     sdk_ratio = _percentile(sdk["cluster"], 0.5) / _percentile(sdk["single"], 0.5)
     # Commands a script runs inside Redis (its GETs) count in commandstats too, and so do
@@ -408,7 +384,8 @@ def _report_online(args: argparse.Namespace, pooled: dict[str, list[float]],
         "",
         f"{f'load {states:,} states into the cluster':<40} {load_s:9.1f} s; used memory per "
         "node " + ", ".join(f"{m / 2**20:.0f} MiB" for m in memory)
-        + f" ({sum(memory) / states:.0f} B per user in all)",
+        + f" ({sum(memory) / states:.0f} B per user in all; the single Redis "
+        f"{memory_single / 2**20:.0f} MiB, {memory_single / states:.0f} B per user)",
         "",
         f"{'':<40} {'p50 ms':>9} {'p99 ms':>9}",
         row("server on single Redis, 1 entity", pooled["single"]),

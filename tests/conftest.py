@@ -212,11 +212,14 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         cluster.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[str]:
-    """A Dask LocalCluster of 2 worker processes (1 thread each) on 127.0.0.1 for the whole
-    session; yields its scheduler address (tcp://127.0.0.1:PORT). The workers inherit
-    FEATURESTORE_CACHE_DIR (set above), so they load the kernels the tests compiled."""
+    """A Dask LocalCluster of 2 worker processes (1 thread each) on 127.0.0.1 for one test
+    module; yields its scheduler address (tcp://127.0.0.1:PORT). The workers inherit
+    FEATURESTORE_CACHE_DIR (set above), so they load the kernels the tests compiled.
+
+    Per module, not per session: an idle cluster's scheduler thread and worker processes
+    would otherwise take CPU from every later test of the same test process."""
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

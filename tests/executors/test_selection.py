@@ -14,6 +14,7 @@ import pytest
 from featurestore import FeatureStore
 from featurestore.errors import EngineError, InputError, RegistryError
 from featurestore.executors import ENGINE_ENV, LocalExecutor, open_executor, resolve_engine
+from featurestore.executors import dask as dask_executor
 from featurestore.executors.engines import engine_problem, scheduler_address
 from featurestore.registry.validation import parse_registry
 from tests.projects import DEMO_TEXT, REPO, write_demo_project
@@ -79,9 +80,12 @@ def test_the_registry_validates_store_engine() -> None:
     assert parse_registry(good).store.engine == DASK_A
 
 
-def test_store_calls_take_the_registry_engine(tmp_path: Path) -> None:
+def test_store_calls_take_the_registry_engine(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A registry naming an unreachable scheduler fails every partitioned call with the
     address; a per-call local engine wins over it."""
+    # Dask keeps trying to connect until its timeout: a short one keeps the test short.
+    monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT_S", 1.0)
     port = _closed_port()
     text = DEMO_TEXT.replace("  online: local",
                              f"  online: local\n  engine: dask://127.0.0.1:{port}")
