@@ -190,7 +190,7 @@ SPINE_MERCHANTS = st.lists(st.sampled_from([*training_project.MERCHANTS,
                            min_size=30, max_size=30)
 
 
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=generated_events, asked=queries, merchants=SPINE_MERCHANTS,
        split=st.integers(0, 4 * DAY))
