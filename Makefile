@@ -32,12 +32,10 @@ demo: $(STAMP)
 	$(BIN)/featurestore demo
 
 # Two test processes (pytest-xdist), one per core: most tests wait on servers, files or
-# subprocesses, so the suite takes about two thirds of the time of one process. With
-# worksteal, a process that runs out of tests takes some from the other, so a few long
-# tests queued on one process do not leave the other idle at the end.
+# subprocesses, so the suite takes about two thirds of the time of one process.
 test: $(DEV_STAMP) redis-server chromium
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
