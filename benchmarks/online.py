@@ -352,6 +352,27 @@ def _measure(args: argparse.Namespace, folder: Path) -> None:
     _report(args, setup, results, memory)
 
 
+def alternating_rounds(ports: dict[str, int], bodies: list[str], rounds: int, count: int,
+                       fraction: float) -> tuple[dict[str, list[float]], list[float]]:
+    """`rounds` rounds of `count` sequential requests to two servers in turn.
+
+    Returns:
+        The latencies (µs) pooled per server, and per round the ratio of the second
+        server's `fraction` percentile to the first's (`ports` gives the order).
+    """
+    first, second = ports
+    pooled: dict[str, list[float]] = {name: [] for name in ports}
+    ratios: list[float] = []
+    for _ in range(rounds):
+        seen = {}
+        for name, port in ports.items():
+            latencies = _run_client(port, bodies, "sequential", count=count)["latencies_us"]
+            pooled[name] += latencies
+            seen[name] = _percentile(latencies, fraction)
+        ratios.append(seen[second] / seen[first])
+    return pooled, ratios
+
+
 def _served_log_cost(args: argparse.Namespace, folder: Path, store: Any,
                      single: list[str]) -> None:
     """Single-entity p99 of a server logging every lookup against one logging none,
@@ -361,20 +382,12 @@ def _served_log_cost(args: argparse.Namespace, folder: Path, store: Any,
     ports = {"off": _free_port(), "on": _free_port()}
     serve = [sys.executable, "-m", "featurestore", "serve", "--registry",
              str(folder / "registry.yaml")]
-    pooled: dict[str, list[float]] = {"off": [], "on": []}
-    round_ratios: list[float] = []
     with _process([*serve, "--port", str(ports["off"]), "--log-sample-rate", "0"],
                   _http_ready(ports["off"]), "featurestore serve (log off)"), \
             _process([*serve, "--port", str(ports["on"]), "--log-sample-rate", "1"],
                      _http_ready(ports["on"]), "featurestore serve (log on)"):
-        for _ in range(args.rounds):
-            p99s = {}
-            for name in ("off", "on"):
-                latencies = _run_client(ports[name], single, "sequential",
-                                        count=args.requests)["latencies_us"]
-                pooled[name] += latencies
-                p99s[name] = _percentile(latencies, 0.99)
-            round_ratios.append(p99s["on"] / p99s["off"])
+        pooled, round_ratios = alternating_rounds(ports, single, args.rounds, args.requests,
+                                                  0.99)
     # Both servers have stopped: the logging one wrote what it logged on its way out.
     logged = read_served_log(served_log_dir(store.offline_path)).num_rows
     off, on = _summary(pooled["off"]), _summary(pooled["on"])

@@ -264,7 +264,7 @@ def _node_commands(cluster: Any) -> list[dict[str, int]]:
 
 
 def run_online(args: argparse.Namespace, work: Path) -> None:
-    from online import WARMUP_REQUESTS, _bodies, _free_port, _percentile, _run_client
+    from online import WARMUP_REQUESTS, _bodies, _free_port, _run_client, alternating_rounds
 
     from featurestore import FeatureStore
     from featurestore.offline.materialize import load_online, publication
@@ -303,17 +303,9 @@ def run_online(args: argparse.Namespace, work: Path) -> None:
         registry = folder / "registry.yaml"
         with _serve(registry, ports["single"], single_url, "featurestore serve (single)"), \
                 _serve(registry, ports["cluster"], cluster.url, "featurestore serve (cluster)"):
-            pooled: dict[str, list[float]] = {"single": [], "cluster": []}
-            ratios = []
-            for round_number in range(args.rounds):
-                progress(f"single-entity round {round_number + 1}/{args.rounds}")
-                p50s = {}
-                for name in ("single", "cluster"):
-                    latencies = _run_client(ports[name], single_bodies, "sequential",
-                                            count=args.requests)["latencies_us"]
-                    pooled[name] += latencies
-                    p50s[name] = _percentile(latencies, 0.5)
-                ratios.append(p50s["cluster"] / p50s["single"])
+            progress(f"{args.rounds} alternating rounds of single-entity lookups")
+            pooled, ratios = alternating_rounds(ports, single_bodies, args.rounds,
+                                                args.requests, 0.5)
             batch = {}
             for name in ("single", "cluster"):
                 before = _node_commands(cluster)
