@@ -39,10 +39,11 @@ BASELINE_FEATURES = (
 
 
 def check_baseline_matches_spec(features: Sequence[Any]) -> None:
-    """Fail loudly if the demo view (`features`: its FeatureSpecs) no longer has the
-    features the baseline implements."""
+    """Fail loudly if the demo view (`features`: its FeatureSpecs) no longer starts with
+    the features the baseline implements (the later ones, lists and sketches, have no
+    baseline here)."""
     spec = [(f.name, f.agg, f.expr, f.window_us, f.hop_us) for f in features]
-    if spec != list(BASELINE_FEATURES):
+    if spec[:len(BASELINE_FEATURES)] != list(BASELINE_FEATURES):
         raise SystemExit("DEMO_SPEC changed: update BASELINE_FEATURES in "
                          "benchmarks/pandas_baseline.py")
 

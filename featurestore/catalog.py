@@ -303,7 +303,7 @@ class Catalog:
         if feature not in definition.features:
             raise self._unknown_feature(view, feature)
         spec = definition.features[feature]
-        fields = [("aggregation", spec.agg),
+        fields = [("aggregation", spec.model_copy(update={"expr": None}).summary()),
                   ("expression", spec.expr if spec.expr is not None else "(none: counts events)"),
                   ("type", self.feature_type(view, feature)),
                   ("window", self._window(view, feature)),
@@ -357,7 +357,7 @@ class Catalog:
     def definition(self, view: str, feature: str) -> str:
         """`sum of amount, window 7d, hop 1h` and the like."""
         spec = self.registry.feature_views[view].features[feature]
-        what = spec.agg if spec.expr is None else f"{spec.agg} of {spec.expr}"
+        what = spec.summary()
         if spec.window is None:
             return f"{what}, lifetime"
         hop = format_duration(self.registry.effective_hop(view, feature) or 0)
@@ -442,7 +442,8 @@ def feature_references(text: str) -> tuple[tuple[str, str], ...]:
 
 def feature_types(kernels: Any) -> dict[str, dict[str, str]]:
     """`view → feature → type name` from a compiled graph, request views included."""
-    types = {name: {feature: str(kind) for feature, kind in view.feature_types.items()}
+    types = {name: {feature: _type_name(view, feature, kind)
+                    for feature, kind in view.feature_types.items()}
              for name, view in kernels.views.items()}
     for plan in kernels.graph.request_views:
         names = {field: kind for field, kind in plan.spec.request}
@@ -453,3 +454,11 @@ def feature_types(kernels: Any) -> dict[str, dict[str, str]]:
             for (feature, _), expression in zip(plan.spec.features, plan.expressions,
                                                 strict=True)}
     return types
+
+
+def _type_name(view: Any, feature: str, kind: object) -> str:
+    """`float`, or for list features `list of float` / `list of (string, count)`."""
+    plan = view.list_features.get(feature)
+    if plan is None:
+        return str(kind)
+    return f"list of ({kind}, count)" if plan.ranked else f"list of {kind}"

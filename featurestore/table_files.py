@@ -1,7 +1,8 @@
 """Tables read from and written to files named on the command line, by extension.
 
     .parquet, .pq       Parquet
-    .csv                CSV; times written as ISO-8601 text in UTC with `+00:00`
+    .csv                CSV; times written as ISO-8601 text in UTC with `+00:00`, list
+                        features (last_n, top_k, ...) as JSON arrays
     .json, .jsonl       JSON lines: one object per row; times as in CSV; null = null
     .arrow, .feather    Arrow IPC file (Feather v2 is the same format, LZ4-compressed)
 
@@ -100,7 +101,7 @@ def write_table_file(table: pa.Table, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.partial")
     try:
         if kind == "CSV":
-            pa_csv.write_csv(text_times(table), temporary)
+            pa_csv.write_csv(_text_lists(text_times(table)), temporary)
         elif kind == "JSON lines":
             _write_json_lines(text_times(table), temporary)
         elif kind == "Arrow IPC":
@@ -128,6 +129,16 @@ def text_times(table: pa.Table) -> pa.Table:
         text = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%S", locale="C")
         table = table.set_column(index, column_field.name,
                                  pc.binary_join_element_wise(text, "+00:00", ""))
+    return table
+
+
+def _text_lists(table: pa.Table) -> pa.Table:
+    """The table with every list column as JSON text (CSV has no lists); nulls stay null."""
+    for index, column_field in enumerate(table.schema):
+        if pa.types.is_list(column_field.type):
+            values = table.column(index).to_pylist()
+            text = [None if v is None else orjson.dumps(v).decode() for v in values]
+            table = table.set_column(index, column_field.name, pa.array(text, pa.string()))
     return table
 
 

@@ -57,7 +57,7 @@ def test_features_inherit_the_view_owner_and_tags_and_keep_their_own(
 def test_tag_filters(store: FeatureStore) -> None:
     risk = [e.name for e in store.list("features", {"team": "risk"})]
     assert "user_txn:amount_sum_7d" not in risk
-    assert len(risk) == 7
+    assert len(risk) == 14
     assert [e.name for e in store.list("features", parse_tag_filters(["pii"]))] == [
         "user_txn:amount_sum_7d"]
     assert store.list("features", {"team": "nobody"}) == []
@@ -90,7 +90,7 @@ def test_describe_a_feature_spells_out_its_window_lineage_and_materialization(
 def test_describe_views_services_and_mistakes(store: FeatureStore) -> None:
     view = store.describe("user_txn")
     assert dict(view.fields)["owner"] == "risk-team"
-    assert len(view.lineage) == 8
+    assert len(view.lineage) == 15
     request = store.describe("txn_context:amount_z")
     assert dict(request.fields)["reads features"] == (
         "user_txn:amount_std_30d, user_txn:amount_mean_30d")

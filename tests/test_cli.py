@@ -40,7 +40,7 @@ def test_plan_then_apply_then_nothing_to_change(project: Path) -> None:
     assert planned.stdout.startswith("Plan (nothing applied yet):\n  + entity user\n")
     applied = run("apply")
     assert applied.exit_code == 0
-    assert applied.stdout.endswith("15 to add, 0 to change, 0 to remove.\nApplied version 1.\n")
+    assert applied.stdout.endswith("22 to add, 0 to change, 0 to remove.\nApplied version 1.\n")
     assert run("apply").stdout == "Nothing to change: version 1 is applied and current.\n"
     assert run("plan").stdout == "No changes: the registry matches applied version 1.\n"
     assert (project / "data" / "offline.duckdb").exists()
@@ -88,7 +88,8 @@ def test_several_problems_print_one_line_each(project: Path) -> None:
         "unknown entity 'usr' (did you mean 'user'?)",
         "registry.yaml:19:31: feature_views.user_txn.features.amount_mean_30d.agg: "
         "unknown aggregation 'avg': expected one of count, sum, mean, min, max, std, "
-        "first, last (did you mean 'mean'?)",
+        "first, last, decayed_sum, decayed_count, last_n, first_n, top_k, "
+        "approx_count_distinct, approx_percentile (did you mean 'mean'?)",
     ]
 
 
@@ -130,7 +131,7 @@ def test_demo_runs_the_whole_path_and_applies_once(project: Path) -> None:
     steps = [line.split("]")[0] + "]" for line in lines if line.startswith("[")]
     assert steps == [f"[{step}/9]" for step in range(1, 10)]
     assert "[2/9] Plan for registry.yaml:" in lines
-    assert "      Applied version 1: 15 added, 0 changed, 0 removed." in lines
+    assert "      Applied version 1: 22 added, 0 changed, 0 removed." in lines
     assert any(line.startswith("      online == offline for all ") for line in lines)
     assert lines[-1].endswith("of the same user and time: equal, value for value")
     assert pq.read_metadata(project / "data" / "transactions.parquet").num_rows == 4000

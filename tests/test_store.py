@@ -101,7 +101,7 @@ def test_readme_python_example_runs(
     exec(compile(code, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert printed.startswith("Plan (nothing applied yet):")
-    assert "Applied version 1: 15 added, 0 changed, 0 removed.\n" in printed
+    assert "Applied version 1: 22 added, 0 changed, 0 removed.\n" in printed
     assert "online == offline" in printed
 
 

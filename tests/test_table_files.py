@@ -54,6 +54,20 @@ def test_csv_writes_times_in_utc_with_the_offset(tmp_path: Path) -> None:
     assert read_table_file(path).num_rows == 2
 
 
+def test_csv_writes_list_features_as_json_arrays(tmp_path: Path) -> None:
+    ranked = pa.struct([("value", pa.string()), ("count", pa.int64())])
+    table = pa.table({
+        "recent": pa.array([[3.5, 1.0], None], pa.list_(pa.float64())),
+        "top": pa.array([[{"value": "a", "count": 2}], None], pa.list_(ranked)),
+    })
+    path = tmp_path / "lists.csv"
+    write_table_file(table, path)
+    rows = list(pa_csv.read_csv(path).to_pylist())
+    assert [json.loads(rows[0]["recent"]), json.loads(rows[0]["top"])] == [
+        [3.5, 1.0], [{"value": "a", "count": 2}]]
+    assert path.read_text().splitlines()[2] == ","  # null lists stay empty, as nulls do
+
+
 @pytest.mark.parametrize("extension", [".json", ".jsonl"])
 def test_json_lines_one_object_per_row(tmp_path: Path, extension: str) -> None:
     path = tmp_path / f"table{extension}"

@@ -1,140 +1,95 @@
-"""Aggregation state layouts and the Python source that folds, merges and finalizes them.
+"""What each aggregation needs: its parameter, its state width and its output rows.
 
-Each aggregation keeps a few float64 *slots* in a state vector. The same three
-operations exist for every aggregation and are emitted as source text by the code
-generator:
+Each aggregation keeps a few float64 *slots* per state (a tile, a head, a running
+lifetime state); `transforms/engine.py` folds, merges and finalizes them. Most take a
+fixed number of slots; the list aggregations take a number that their parameter fixes,
+so every state stays bounded however many events it has seen.
 
-- fold: add one event (time `t`, value `x`; NaN `x` is a null and is skipped);
-- merge: combine a later state `b` into an earlier accumulator `a` (time order matters
-  only for first/last ties, which break by value, so merging is exact and deterministic);
-- finalize: turn a state into the feature value (NaN is null).
+The sketches (`approx_count_distinct`, `approx_percentile`) take many slots, most of
+them unused while a state is small; their groups are stored compactly (only what is in
+use), see `transforms/engine.py`.
 
-An empty state is the identity of merge, bit for bit: that is what lets both paths skip
-empty tiles and still agree to the last bit.
+A scalar feature is one output row of the kernels. A list feature is one row holding
+its length plus `items` rows holding its entries, NaN-padded: `last_n` / `first_n` keep
+n values; `top_k` gives k values then their k counts; `approx_percentile` one value per q.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from transforms.spec import AGGREGATIONS, FeatureSpec
 
-from transforms.spec import AGGREGATIONS
+# Aggregations that take a parameter, and the spec field holding it.
+PARAMETERS = {"decayed_sum": "half_life_us", "decayed_count": "half_life_us",
+              "last_n": "n", "first_n": "n", "top_k": "k",
+              "approx_count_distinct": "precision", "approx_percentile": "q"}
+# The registry key users write for each parameter.
+PARAMETER_KEYS = {"half_life_us": "half_life", "n": "n", "k": "k", "precision": "precision",
+                  "q": "q"}
+# Parameters that may be left out, and their defaults.
+DEFAULTS = {"precision": 14}
+LIST_AGGREGATIONS = frozenset({"last_n", "first_n"})
+RANKED_AGGREGATIONS = frozenset({"top_k"})
+SKETCHES = frozenset({"approx_count_distinct", "approx_percentile"})
+# Aggregations whose value is a list.
+LIST_VALUED = LIST_AGGREGATIONS | RANKED_AGGREGATIONS | {"approx_percentile"}
+# Aggregations that may leave out `expr` (they count events).
+COUNTING = frozenset({"count", "decayed_count"})
+# top_k keeps this many counters per value it returns: a window with at most that many
+# distinct values is counted exactly (docs/registry.md gives the bound beyond).
+TOP_K_COUNTERS_PER_K = 4
+MAX_N = 1000
+MAX_K = 100
+MIN_PRECISION, MAX_PRECISION = 8, 16
+MAX_QUANTILES = 20
+# approx_percentile: values kept exactly, histogram bins per sign (as in the engine).
+PERCENTILE_EXACT = 32
+PERCENTILE_BINS = 2048
+PERCENTILE_ALPHA = 0.01
+
+_FIXED_WIDTHS = {"count": 1, "sum": 1, "mean": 2, "std": 3, "min": 1, "max": 1, "first": 2,
+                 "last": 2, "decayed_sum": 2, "decayed_count": 2}
+
+if set(_FIXED_WIDTHS) | LIST_AGGREGATIONS | RANKED_AGGREGATIONS | SKETCHES != set(AGGREGATIONS):
+    raise RuntimeError("aggregation widths and names disagree")  # keep the lists in step
 
 
-@dataclass(frozen=True)
-class StateLayout:
-    """Slots of one aggregation: their names (for docs) and empty values."""
-
-    slots: tuple[str, ...]
-    empty: tuple[str, ...]  # source literals
-
-
-NAN = "np.nan"
-
-Slot = Callable[[int], str]
-"""Source text of slot i of a state, e.g. `lambda i: f"S[row, {1 + i}]"`: states live in
-rows of 2-D arrays, so kernels index them in place instead of slicing (a slice is a new
-array object, and its reference counting costs more than the arithmetic)."""
-
-LAYOUTS: dict[str, StateLayout] = {
-    "count": StateLayout(("n",), ("0.0",)),
-    "sum": StateLayout(("s",), ("0.0",)),
-    "mean": StateLayout(("n", "s"), ("0.0", "0.0")),
-    "std": StateLayout(("n", "mean", "m2"), ("0.0", "0.0", "0.0")),
-    "min": StateLayout(("v",), (NAN,)),
-    "max": StateLayout(("v",), (NAN,)),
-    "first": StateLayout(("ts", "v"), (NAN, NAN)),
-    "last": StateLayout(("ts", "v"), (NAN, NAN)),
-}
-
-if set(LAYOUTS) != set(AGGREGATIONS):  # keep the two lists from drifting apart
-    raise RuntimeError("aggregation layouts and names disagree")
+def parameter(feature: FeatureSpec) -> int:
+    """The feature's parameter as the kernels take it: n, k, the half-life, the precision
+    or the number of quantiles; 0 for aggregations without one."""
+    field = PARAMETERS.get(feature.agg)
+    value = getattr(feature, field) if field else None
+    if value is None and field in DEFAULTS:
+        value = DEFAULTS[field]
+    if value is None:
+        return 0
+    return len(value) if field == "q" else int(value)
 
 
-def width(agg: str) -> int:
+def state_size(agg: str, param: int) -> int:
+    """Entries a list state keeps: n for last_n / first_n, the counters of top_k."""
+    if agg in LIST_AGGREGATIONS:
+        return param
+    if agg in RANKED_AGGREGATIONS:
+        return TOP_K_COUNTERS_PER_K * param
+    return 0
+
+
+def width(agg: str, param: int = 0) -> int:
     """Number of float64 slots the aggregation's state takes."""
-    return len(LAYOUTS[agg].slots)
+    if agg in _FIXED_WIDTHS:
+        return _FIXED_WIDTHS[agg]
+    if agg == "approx_count_distinct":
+        registers = 1 << (param - 3)  # 8 six-bit registers a slot
+        return 1 + registers + registers // 2  # then the exact form's hashes
+    if agg == "approx_percentile":
+        return 1 + PERCENTILE_EXACT + 3 + 2 * (2 + PERCENTILE_BINS)  # 3: 0, -inf, +inf
+    return 1 + 2 * state_size(agg, param)  # a count, then (time or value, value or count)
 
 
-def empty_lines(agg: str, st: Slot, o: int) -> list[str]:
-    """Statements that reset the slots at offset `o` of state `st` to empty."""
-    return [f"{st(o + i)} = {value}" for i, value in enumerate(LAYOUTS[agg].empty)]
-
-
-def fold_lines(agg: str, st: Slot, o: int, x: str, t: str) -> list[str]:
-    """Statements that fold value `x` observed at time `t` into the state."""
-    if agg == "count":
-        return [f"if {x} == {x}:", f"    {st(o)} += 1.0"]
-    if agg == "sum":
-        return [f"if {x} == {x}:", f"    {st(o)} += {x}"]
-    if agg == "mean":
-        return [f"if {x} == {x}:", f"    {st(o)} += 1.0", f"    {st(o + 1)} += {x}"]
-    if agg == "std":
-        # Welford's update: stable where the naive sum of squares cancels.
-        return [
-            f"if {x} == {x}:",
-            f"    {st(o)} += 1.0",
-            f"    _d = {x} - {st(o + 1)}",
-            f"    {st(o + 1)} += _d / {st(o)}",
-            f"    {st(o + 2)} += _d * ({x} - {st(o + 1)})",
-        ]
-    if agg in ("min", "max"):
-        keep = "<=" if agg == "min" else ">="
-        # `not (v <= x)` is also true while v is NaN (empty).
-        return [f"if {x} == {x} and not ({st(o)} {keep} {x}):", f"    {st(o)} = {x}"]
-    # first / last: the earliest / latest event; equal times keep the smaller / larger value.
-    before, better = ("<=", "<") if agg == "first" else (">=", ">")
-    return [
-        f"if {x} == {x} and (not ({st(o)} {before} {t}) or "
-        f"({st(o)} == {t} and {x} {better} {st(o + 1)})):",
-        f"    {st(o)} = {t}",
-        f"    {st(o + 1)} = {x}",
-    ]
-
-
-def merge_lines(agg: str, a: Slot, b: Slot, o: int) -> list[str]:
-    """Statements that merge the slots at offset `o` of state `b` into state `a`."""
-    if agg in ("count", "sum"):
-        return [f"{a(o)} += {b(o)}"]
-    if agg == "mean":
-        return [f"{a(o)} += {b(o)}", f"{a(o + 1)} += {b(o + 1)}"]
-    if agg == "std":
-        # Chan et al.'s pairwise merge; an empty side is skipped so that merging an
-        # empty tile is an exact identity.
-        return [
-            f"if {b(o)} > 0.0:",
-            f"    if {a(o)} == 0.0:",
-            f"        {a(o)} = {b(o)}",
-            f"        {a(o + 1)} = {b(o + 1)}",
-            f"        {a(o + 2)} = {b(o + 2)}",
-            "    else:",
-            f"        _n = {a(o)} + {b(o)}",
-            f"        _d = {b(o + 1)} - {a(o + 1)}",
-            f"        {a(o + 2)} += {b(o + 2)} + _d * _d * {a(o)} * {b(o)} / _n",
-            f"        {a(o + 1)} += _d * {b(o)} / _n",
-            f"        {a(o)} = _n",
-        ]
-    if agg in ("min", "max"):
-        keep = "<=" if agg == "min" else ">="
-        return [
-            f"if {b(o)} == {b(o)} and not ({a(o)} {keep} {b(o)}):",
-            f"    {a(o)} = {b(o)}",
-        ]
-    before, better = ("<=", "<") if agg == "first" else (">=", ">")
-    return [
-        f"if {b(o)} == {b(o)} and (not ({a(o)} {before} {b(o)}) or "
-        f"({a(o)} == {b(o)} and {b(o + 1)} {better} {a(o + 1)})):",
-        f"    {a(o)} = {b(o)}",
-        f"    {a(o + 1)} = {b(o + 1)}",
-    ]
-
-
-def finalize_expression(agg: str, st: Slot, o: int) -> str:
-    """A source expression for the feature value held in the state (NaN is null)."""
-    if agg in ("count", "sum", "min", "max"):
-        return f"{st(o)}"
-    if agg == "mean":
-        return f"({st(o + 1)} / {st(o)} if {st(o)} > 0.0 else np.nan)"
-    if agg == "std":
-        return f"(math.sqrt(max({st(o + 2)}, 0.0) / {st(o)}) if {st(o)} > 0.0 else np.nan)"
-    return f"{st(o + 1)}"
+def output_items(agg: str, param: int) -> int:
+    """Output rows beyond the feature's own: list entries (and top_k's counts)."""
+    if agg in LIST_AGGREGATIONS or agg == "approx_percentile":
+        return param
+    if agg in RANKED_AGGREGATIONS:
+        return 2 * param
+    return 0

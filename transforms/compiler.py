@@ -96,9 +96,39 @@ class CompiledView:
         self.string_columns = tuple(plan.string_columns)
         self.feature_names = tuple(f.name for f in plan.features)
         self.feature_types = {f.name: f.result_type for f in plan.features}
+        # Rows of the kernels' output: a row per feature (a list's length), then the
+        # entries of list features from each one's `item_row`.
+        self.output_rows = plan.output_rows
+        self.list_features = {f.name: f for f in plan.features if f.is_list}
         self.string_feature_columns = self._string_feature_columns()
         windows = [g.max_window_us + g.hop_us for g in plan.groups]
         self.horizon_us = max(windows, default=0)
+
+    def rows_of(self, names: Sequence[str]) -> list[int]:
+        """Output rows of features `names`, in order: each one's own row, then a list
+        feature's entries."""
+        rows: list[int] = []
+        for name in names:
+            rows.append(self.feature_names.index(name))
+            plan = self.list_features.get(name)
+            if plan is not None:
+                rows.extend(range(plan.item_row, plan.item_row + plan.items))
+        return rows
+
+    def split_features(self, values: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Rows `rows_of(names)` of an output, by feature: a scalar feature's row, or a list
+        feature's block (its length row, then its entries)."""
+        result: dict[str, np.ndarray] = {}
+        row = 0
+        for name in names:
+            plan = self.list_features.get(name)
+            if plan is None:
+                result[name] = values[row]
+                row += 1
+            else:
+                result[name] = values[row:row + 1 + plan.items]
+                row += 1 + plan.items
+        return result
 
     @cached_property
     def layout(self) -> ViewLayout:
@@ -145,14 +175,15 @@ class CompiledView:
         """Feature values at query times from raw events (offline path).
 
         Events and queries must be sorted by (entity, time). Returns float64
-        [n_features, n_queries] with NaN for null. Large inputs run on every core, split
-        at entity boundaries (each entity's values come from one thread, so the split
-        changes no value).
+        [output_rows, n_queries] with NaN for null (row i is feature i; a list feature's
+        row is its length, its entries follow from its `item_row`). Large inputs run on
+        every core, split at entity boundaries (each entity's values come from one
+        thread, so the split changes no value).
         """
         entity, ts = _int64(entity), _int64(ts)
         query_entity, query_ts = _int64(query_entity), _int64(query_ts)
         values = self.rows(columns, dictionaries, len(entity))
-        out = np.empty((len(self.feature_names), len(query_entity)))
+        out = np.empty((self.output_rows, len(query_entity)))
         tables, blocks = self.layout.tables, self.layout.max_blocks
         engine = _engine()
         run_parallel([(engine.training, (entity, ts, values, query_entity, query_ts, q0, q1,
@@ -183,11 +214,12 @@ class CompiledView:
 
     def values_from_states(self, blobs: Sequence[bytes | None],
                            at_us: int | np.ndarray) -> np.ndarray:
-        """Feature values at `at_us` (one time, or one per blob) from state blobs (online)."""
+        """Feature values at `at_us` (one time, or one per blob) from state blobs (online),
+        laid out as `training_values` lays them out."""
         data, offsets = _pack(blobs)
         # A copy: contiguous and writable, as the kernel's arguments must be.
         at = np.broadcast_to(np.asarray(at_us, dtype=np.int64), (len(blobs),)).copy()
-        out = np.empty((len(self.feature_names), len(blobs)))
+        out = np.empty((self.output_rows, len(blobs)))
         _engine().values(data, offsets, at, *self.layout.tables, self.layout.max_blocks, out)
         return out
 

@@ -11,7 +11,7 @@ is acyclic by construction; what remains to check is names and types, done here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transforms import aggregations
 from transforms.errors import GraphError
@@ -23,7 +23,7 @@ from transforms.expressions import (
     referenced_names,
     string_literals,
 )
-from transforms.spec import ColumnType, GraphSpec, RequestViewSpec, ViewSpec
+from transforms.spec import ColumnType, FeatureSpec, GraphSpec, RequestViewSpec, ViewSpec
 from transforms.string_terms import find_string_terms, replace_terms, term_name
 from transforms.windows import max_blocks, top_level
 
@@ -41,7 +41,21 @@ class FeaturePlan:
     window_us: int | None
     hop_us: int | None
     offset: int  # first slot in its group's state vector
-    result_type: ColumnType
+    result_type: ColumnType  # a list feature's: the type of its entries
+    param: int = 0  # n, k or the half-life in microseconds (aggregations.PARAMETERS)
+    items: int = 0  # output rows beyond its own (aggregations.output_items)
+    item_row: int = -1  # the first of those rows
+    quantiles: tuple[float, ...] = ()  # approx_percentile's q
+
+    @property
+    def is_list(self) -> bool:
+        """Whether the value is a list (last_n, first_n, top_k), not a scalar."""
+        return self.items > 0
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the list holds (value, count) pairs (top_k)."""
+        return self.agg in aggregations.RANKED_AGGREGATIONS
 
 
 @dataclass
@@ -75,9 +89,14 @@ class ViewPlan:
     column_types: dict[str, ColumnType]
     expressions: list[Expr]
     literals: list[tuple[str, str]]  # (column, string literal) compared in expressions
-    groups: list[GroupPlan]  # windowed groups, by ascending hop
+    groups: list[GroupPlan]  # windowed groups, by ascending hop (a sketch's after others)
     lifetime: GroupPlan
     features: list[FeaturePlan]
+
+    @property
+    def output_rows(self) -> int:
+        """Rows of the kernels' output: one per feature, then list entries."""
+        return len(self.features) + sum(f.items for f in self.features)
 
     @property
     def string_columns(self) -> list[str]:
@@ -159,7 +178,9 @@ def _plan_view(view: ViewSpec, schema: dict[str, ColumnType]) -> ViewPlan:
     expressions: list[Expr] = []
     columns: list[str] = []
     literals: list[tuple[str, str]] = []
-    groups: dict[int | None, GroupPlan] = {}
+    # Windowed features group by hop; each sketch gets a group (a set of tiles) of its
+    # own, so its wide states do not widen the tiles of the others.
+    groups: dict[tuple[int, str] | None, GroupPlan] = {}
     features: list[FeaturePlan] = []
     for index, feature in enumerate(view.features):
         path = ("feature_views", view.name, "features", feature.name)
@@ -173,34 +194,87 @@ def _plan_view(view: ViewSpec, schema: dict[str, ColumnType]) -> ViewPlan:
             used, _ = referenced_names(expr)
             columns.extend(c for c in sorted(used) if c not in columns)
             literals.extend(p for p in sorted(string_literals(expr)) if p not in literals)
-        elif feature.agg != "count":
+        elif feature.agg not in aggregations.COUNTING:
             raise GraphError((*path, "agg"), f"'{feature.agg}' needs an 'expr'")
         result = _result_type(feature.agg, expr_type, (*path, "agg"))
+        param = _parameter(feature, path)
         # A windowed `last` is the latest event before t if that event is inside the
-        # window: one running (time, value) pair answers it exactly, with no tiles.
-        tiled = feature.window_us is not None and feature.agg != "last"
+        # window: one running (time, value) pair answers it exactly, with no tiles. So
+        # are the n latest: those of the n latest overall that fall inside the window.
+        tiled = feature.window_us is not None and feature.agg not in ("last", "last_n")
         hop = feature.hop_us if tiled else None
-        group = groups.setdefault(hop, GroupPlan(hop_us=hop))
+        sketch = feature.name if feature.agg in aggregations.SKETCHES else ""
+        key = None if hop is None else (hop, sketch)
+        group = groups.setdefault(key, GroupPlan(hop_us=hop))
         plan = FeaturePlan(feature.name, index, feature.agg, expr_index, feature.window_us,
-                           feature.hop_us, group.width, result)
-        group.width += aggregations.width(feature.agg)
+                           feature.hop_us, group.width, result, param,
+                           aggregations.output_items(feature.agg, param),
+                           quantiles=tuple(float(q) for q in feature.q or ()))
+        group.width += aggregations.width(feature.agg, param)
         group.features.append(plan)
         features.append(plan)
-    for hop, group in groups.items():
-        if hop is not None:
+    next_row = len(features)
+    for k, plan in enumerate(features):
+        if plan.items:
+            features[k] = plan = replace(plan, item_row=next_row)
+            next_row += plan.items
+    for group in groups.values():
+        group.features = [features[f.index] for f in group.features]
+    for key, group in groups.items():
+        if key is not None:
             group.windows = sorted({f.window_us for f in group.features if f.window_us})
-            group.levels = top_level(group.max_window_us // hop) + 1
+            group.levels = top_level(group.max_window_us // key[0]) + 1
     lifetime = groups.pop(None, GroupPlan(hop_us=None))
-    windowed = [groups[hop] for hop in sorted(h for h in groups if h is not None)]
+    windowed = [groups[key] for key in sorted(k for k in groups if k is not None)]
     return ViewPlan(view, columns, {c: schema[c] for c in columns}, expressions, literals,
                     windowed, lifetime, features)
+
+
+def _parameter(feature: FeatureSpec, path: tuple[str, ...]) -> int:
+    field = aggregations.PARAMETERS.get(feature.agg)
+    for other in aggregations.PARAMETER_KEYS:
+        if other != field and getattr(feature, other) is not None:
+            key = aggregations.PARAMETER_KEYS[other]
+            raise GraphError((*path, key), f"'{key}' does not apply to '{feature.agg}'")
+    if field is None:
+        return 0
+    key = aggregations.PARAMETER_KEYS[field]
+    value = getattr(feature, field)
+    if value is None:
+        if field in aggregations.DEFAULTS:
+            return aggregations.DEFAULTS[field]
+        raise GraphError((*path, "agg"), f"'{feature.agg}' needs '{key}'")
+    if field == "q":
+        return len(_quantiles(value, (*path, key)))
+    low, high = {"n": (1, aggregations.MAX_N), "k": (1, aggregations.MAX_K),
+                 "precision": (aggregations.MIN_PRECISION, aggregations.MAX_PRECISION)
+                 }.get(field, (1, None))
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high else "positive"
+        raise GraphError((*path, key), f"'{key}' must be {bound}, got {value}")
+    return int(value)
+
+
+def _quantiles(values: tuple[float, ...], path: tuple[str, ...]) -> tuple[float, ...]:
+    if not values or len(values) > aggregations.MAX_QUANTILES:
+        raise GraphError(path, f"'q' needs 1 to {aggregations.MAX_QUANTILES} quantiles, "
+                         f"got {len(values)}")
+    for q in values:
+        if isinstance(q, bool) or not isinstance(q, int | float) or not 0.0 <= q <= 1.0:
+            raise GraphError(path, f"each quantile in 'q' must be a number from 0 to 1, "
+                             f"got {q!r}")
+    return tuple(float(q) for q in values)
 
 
 def _result_type(agg: str, expr_type: ColumnType, path: tuple[str, ...]) -> ColumnType:
     if agg == "count":
         return ColumnType.INT
-    if agg in ("first", "last"):
+    if agg in ("first", "last", "last_n", "first_n", "top_k"):
         return expr_type
+    if agg == "decayed_count":
+        return ColumnType.FLOAT
+    if agg == "approx_count_distinct":
+        return ColumnType.INT
     if expr_type not in NUMERIC:
         raise GraphError(path, f"'{agg}' needs a numeric expression, got {expr_type.value}")
     if agg == "sum":
@@ -210,19 +284,34 @@ def _result_type(agg: str, expr_type: ColumnType, path: tuple[str, ...]) -> Colu
     return ColumnType.FLOAT
 
 
+def _refuse_lists(text: str, path: tuple[str, ...], lists: dict[tuple[str, str], str]) -> None:
+    """A list feature is not a number: say so, rather than that it does not exist."""
+    try:
+        _, refs = referenced_names(parse_expression(text))
+    except ExpressionError:
+        return  # `_parse` reports it where it is
+    for view, feature in sorted(refs):
+        if (view, feature) in lists:
+            raise GraphError(path, f"'{view}.{feature}' is a list ({lists[view, feature]}); "
+                             "request view expressions take numbers")
+
+
 def _plan_request_view(rv: RequestViewSpec, views: dict[str, ViewPlan]) -> RequestPlan:
     names: dict[str, ColumnType] = dict(rv.request)
     for view in views.values():
         for feature in view.features:
-            if feature.result_type != ColumnType.STRING:
+            if feature.result_type != ColumnType.STRING and not feature.is_list:
                 names[f"{view.spec.name}.{feature.name}"] = feature.result_type
     expressions: list[Expr] = []
     dependencies: list[tuple[str, str]] = []
     feature_inputs: dict[str, RequestInputs] = {}
     terms: dict[Expr, str] = {}
     feature_types: dict[str, ColumnType] = {}
+    lists = {(view.spec.name, feature.name): feature.agg for view in views.values()
+             for feature in view.features if feature.is_list}
     for name, text in rv.features:
         path = ("request_views", rv.name, "features", name)
+        _refuse_lists(text, path, lists)
         expr, expr_type = _parse(text, path, names)
         if expr_type not in (*NUMERIC, ColumnType.TIMESTAMP):
             raise GraphError(path, f"a request feature must be numeric, got {expr_type.value}")

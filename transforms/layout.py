@@ -7,13 +7,16 @@ data, laid out here from the view's plan:
 - FT, one row per feature, grouped: the features of windowed group 0 (in definition
   order), then group 1, ..., then the lifetime features. Columns: aggregation code, first
   slot in the group's state, row-expression column (-1: every event counts), output row,
-  window and hop in microseconds (for a windowed `last`, which is a lifetime state).
+  window and hop in microseconds (for a windowed `last` or `last_n`, which are lifetime
+  states), parameter (n, k, half-life, precision or number of quantiles), entries a list
+  state keeps, first output row of a list's entries (-1 for a scalar), state width.
 - GT, one row per windowed group (ascending hop), then one for the lifetime state.
   Columns: hop, tile levels, state width, feature range in FT, window range in WT,
-  longest window.
+  longest window, and whether its states are stored compactly (it holds a sketch).
 - WT, one row per distinct window of a group (ascending): its length in hops and the
   range of its members in MT.
 - MT: FT rows of each window's members, in definition order.
+- Q, float64, one row per FT row: approx_percentile's quantiles (NaN-padded).
 """
 
 from __future__ import annotations
@@ -23,11 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from transforms import engine
+from transforms.aggregations import SKETCHES, state_size, width
 from transforms.graph import FeaturePlan, GroupPlan, ViewPlan
 
 AGG_CODES = {"count": engine.COUNT, "sum": engine.SUM, "mean": engine.MEAN,
              "std": engine.STD, "min": engine.MIN, "max": engine.MAX,
-             "first": engine.FIRST, "last": engine.LAST}
+             "first": engine.FIRST, "last": engine.LAST, "decayed_sum": engine.DECAYED_SUM,
+             "decayed_count": engine.DECAYED_COUNT, "last_n": engine.LAST_N,
+             "first_n": engine.FIRST_N, "top_k": engine.TOP_K,
+             "approx_count_distinct": engine.APPROX_COUNT_DISTINCT,
+             "approx_percentile": engine.APPROX_PERCENTILE}
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,13 @@ class ViewLayout:
     groups: np.ndarray  # GT
     windows: np.ndarray  # WT
     members: np.ndarray  # MT
+    quantiles: np.ndarray  # Q
     max_blocks: int  # tiles in the longest window decomposition
 
     @property
-    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(FT, GT, WT, MT), in the order the kernels take them."""
-        return self.features, self.groups, self.windows, self.members
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(FT, GT, WT, MT, Q), in the order the kernels take them."""
+        return self.features, self.groups, self.windows, self.members, self.quantiles
 
 
 def view_layout(plan: ViewPlan) -> ViewLayout:
@@ -62,14 +71,20 @@ def view_layout(plan: ViewPlan) -> ViewLayout:
                 members.extend(f0 + k for k, f in enumerate(group.features)
                                if f.window_us == window)
                 windows.append([window // _hop(group), m0, len(members)])
+        compact = any(f.agg in SKETCHES for f in group.features)
         groups.append([group.hop_us or 0, group.levels if group.hop_us else 0, group.width,
-                       f0, len(ordered), w0, len(windows), group.max_window_us])
+                       f0, len(ordered), w0, len(windows), group.max_window_us, int(compact)])
     features = [[AGG_CODES[f.agg], f.offset, f.expr_index, f.index, f.window_us or 0,
-                 f.hop_us or 0] for f in ordered]
+                 f.hop_us or 0, f.param, state_size(f.agg, f.param), f.item_row,
+                 width(f.agg, f.param)]
+                for f in ordered]
+    quantiles = np.full((len(ordered), max([len(f.quantiles) for f in ordered] + [1])), np.nan)
+    for row, f in enumerate(ordered):
+        quantiles[row, :len(f.quantiles)] = f.quantiles
     bound = max([g.block_bound() for g in plan.groups] + [1])
     return ViewLayout(
-        features=_table(features, 6), groups=_table(groups, 8), windows=_table(windows, 3),
-        members=np.array(members, np.int64), max_blocks=bound)
+        features=_table(features, 10), groups=_table(groups, 9), windows=_table(windows, 3),
+        members=np.array(members, np.int64), quantiles=quantiles, max_blocks=bound)
 
 
 def _hop(group: GroupPlan) -> int:

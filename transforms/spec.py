@@ -23,7 +23,9 @@ class ColumnType(StrEnum):
     TIMESTAMP = "timestamp"
 
 
-AGGREGATIONS = ("count", "sum", "mean", "min", "max", "std", "first", "last")
+AGGREGATIONS = ("count", "sum", "mean", "min", "max", "std", "first", "last", "decayed_sum",
+                "decayed_count", "last_n", "first_n", "top_k", "approx_count_distinct",
+                "approx_percentile")
 
 
 def default_hop(window_us: int) -> int:
@@ -46,6 +48,11 @@ class FeatureSpec:
             (only valid for `count`).
         window_us: window length in microseconds; None for a lifetime aggregation.
         hop_us: hop in microseconds (the tail's step); None for lifetime.
+        n: how many values `last_n` / `first_n` keep.
+        k: how many values `top_k` returns.
+        half_life_us: the half-life of `decayed_sum` / `decayed_count`, in microseconds.
+        precision: the HyperLogLog precision of `approx_count_distinct` (None: default).
+        q: the quantiles `approx_percentile` gives, each in [0, 1].
     """
 
     name: str
@@ -53,6 +60,11 @@ class FeatureSpec:
     expr: str | None
     window_us: int | None
     hop_us: int | None
+    n: int | None = None
+    k: int | None = None
+    half_life_us: int | None = None
+    precision: int | None = None
+    q: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)

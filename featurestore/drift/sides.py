@@ -40,6 +40,7 @@ from featurestore.registry.durations import DurationSyntaxError, parse_duration
 from featurestore.serving.served_log import served_log_dir
 from featurestore.table_files import FORMATS, read_table_file
 from featurestore.times import TIME_EXAMPLE, format_micros, now_micros, to_micros
+from transforms.aggregations import LIST_AGGREGATIONS, RANKED_AGGREGATIONS
 
 if TYPE_CHECKING:
     from featurestore.context import StoreContext
@@ -102,6 +103,8 @@ def _profiles(table: pa.Table, wanted: Sequence[Ref] | None,
     found: dict[Ref, Profile] = {}
     for column in table.column_names:
         ref = names.of_column(column)
+        if wanted is None and pa.types.is_list(table.schema.field(column).type):
+            continue  # list features (last_n, top_k, ...): naming one is an error
         if ref is not None and ref not in found and (wanted is None or ref in wanted):
             found[ref] = profile_column(column, table.column(column))
     return found
@@ -159,6 +162,8 @@ def _served_side(store: StoreContext, duration: str, wanted: Sequence[Ref] | Non
     profiles: dict[Ref, Profile] = {}
     for column, values in served.columns.items():
         ref = names.of_column(column)
+        if wanted is None and any(isinstance(value, list) for value in values):
+            continue  # list features (last_n, top_k, ...): naming one is an error
         if ref is not None and ref not in profiles and (wanted is None or ref in wanted):
             profiles[ref] = profile_values(column, values)
     return Side(f"values served in the last {duration} ({served.rows:,} rows logged in "
@@ -175,6 +180,11 @@ def _window_side(store: StoreContext, window: str, wanted: Sequence[Ref] | None,
     # Request features read request fields that events do not carry.
     left_out = {ref: "a request feature: events carry no request fields"
                 for ref in refs if ref[0] not in registry.feature_views}
+    if wanted is None:
+        left_out.update((ref, "a list feature: drift compares numbers and categories")
+                        for ref in refs if ref[0] in registry.feature_views
+                        and _is_list(registry.feature_views[ref[0]].features[ref[1]].agg))
+        refs = [ref for ref in refs if ref not in left_out]
     groups: dict[tuple[str, str], list[Ref]] = {}
     for view, feature in refs:
         if view in registry.feature_views:
@@ -234,3 +244,7 @@ def _window_spine(store: StoreContext, source: str, keys: Sequence[str], start: 
             return fetch_table(con, sql, {"start": start, "end": end})  # type: ignore[arg-type]
 
     return with_connection(store, views, read)
+
+
+def _is_list(aggregation: str) -> bool:
+    return aggregation in LIST_AGGREGATIONS or aggregation in RANKED_AGGREGATIONS

@@ -108,9 +108,13 @@ def service_transforms(registry: Registry, kernels: CompiledGraph,
 def _feature_definition(registry: Registry, view: str, feature: str) -> dict[str, object]:
     if view in registry.feature_views:
         definition = registry.feature_views[view].features[feature]
+        # The parameters only when given, so that other features keep their digest.
+        parameters = {key: getattr(definition, key)
+                      for key in ("n", "k", "half_life", "precision", "q")
+                      if getattr(definition, key) is not None}
         return {"agg": definition.agg, "expr": definition.expr, "window": definition.window,
                 "hop": registry.effective_hop(view, feature),
-                "source": registry.feature_views[view].source}
+                "source": registry.feature_views[view].source, **parameters}
     return {"expr": registry.request_views[view].features[feature]}
 
 

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from featurestore.compilation import source_spec
 from featurestore.errors import InputError, NotAppliedError
-from featurestore.feature_columns import feature_array
+from featurestore.feature_columns import view_feature_array
 from featurestore.offline import events
 from featurestore.offline.changed_entities import (
     ViewSource,
@@ -542,10 +542,9 @@ def _latest_batch(view: CompiledView, keys: tuple[str, ...],
     columns: dict[str, pa.Array] = {}
     for i, key in enumerate(keys):
         columns[key] = pa.array([d[i] for d in decoded])
-    for k, feature in enumerate(view.feature_names):
-        column = view.string_feature_columns.get(feature)
-        columns[feature] = feature_array(out[k], view.feature_types[feature],
-                                         dictionaries.get(column) if column else None)
+    names = view.feature_names
+    for feature, values in view.split_features(out[view.rows_of(names)], names).items():
+        columns[feature] = view_feature_array(view, feature, values, dictionaries)
     columns["as_of"] = pa.array([end_us] * len(blobs), pa.timestamp("us", tz="UTC"))
     return pa.table(columns)
 

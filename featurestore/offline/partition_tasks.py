@@ -139,7 +139,7 @@ class TrainingTask:
         read: the partition to read.
         spine_file: a Parquet file with the entity key columns (canonical types) and
             the time in `SPINE_TS` (int64 µs) of each row to compute.
-        wanted: indices of the wanted features in `view.feature_names`.
+        wanted: the wanted output rows (`CompiledView.rows_of`).
         found_only: compute only the rows whose entity has events in this partition
             (the others get NaN and `found` false), as `verify` reads every partition
             for the same rows.

@@ -69,7 +69,8 @@ class ViewValues:
 
     Attributes:
         values: feature → float64 array, one value per spine row (NaN = null; string
-            features hold dictionary codes).
+            features hold dictionary codes); a list feature's is a block of rows
+            (`CompiledView.split_features`).
         dictionaries: source column → dictionary, to decode string features.
     """
 
@@ -124,10 +125,10 @@ def compute_view_values(
         EngineError: the remote engine gave up on a partition.
     """
     view = request.view
-    wanted = [view.feature_names.index(name) for name in request.features]
+    wanted = view.rows_of(request.features)
     out = np.full((len(wanted), len(spine_us)), np.nan)
     if len(spine_us) == 0:
-        return ViewValues(dict(zip(request.features, out, strict=True)), {})
+        return ViewValues(view.split_features(out, request.features), {})
     present = present_rows(spine_keys)
     if not present.all():
         return _without_null_keys(con, request, base_dir, spine_keys, spine_us, present,
@@ -147,7 +148,7 @@ def compute_view_values(
                                 int(spine_us.max()), entities)
             _remote_values(con, remote, request, query, (by_partition, keys, spine_us),
                            dictionaries, wanted, out)
-            return ViewValues(dict(zip(request.features, out, strict=True)), dictionaries)
+            return ViewValues(view.split_features(out, request.features), dictionaries)
         partition_events = read_partitions(
             con, request.source, base_dir, request.keys, view.input_columns,
             view.string_columns, dictionaries, request.start_us, int(spine_us.max()),
@@ -155,7 +156,7 @@ def compute_view_values(
         )  # fmt: skip
         _fill_values(view, partition_events, by_partition, keys, spine_us, dictionaries,
                      wanted, out)
-    return ViewValues(dict(zip(request.features, out, strict=True)), dictionaries)
+    return ViewValues(view.split_features(out, request.features), dictionaries)
 
 
 def _without_null_keys(
@@ -167,12 +168,15 @@ def _without_null_keys(
     rows = np.flatnonzero(present)
     found = compute_view_values(con, request, base_dir, spine_keys.take(rows), spine_us[rows],
                                 remote)
-    aggregations = {feature.name: feature.agg for feature in request.view.plan.features}
+    view = request.view
+    # An unseen entity's values: what the kernels give for no state at all.
+    names = list(found.values)
+    empty = view.split_features(view.values_from_states([None], 0)[view.rows_of(names), 0],
+                                names)
     values = {}
     for name, computed in found.values.items():
-        empty = 0.0 if aggregations[name] in ("count", "sum") else np.nan
-        filled = np.full(len(spine_us), empty)
-        filled[rows] = computed
+        filled = np.repeat(np.asarray(empty[name])[..., None], len(spine_us), axis=-1)
+        filled[..., rows] = computed
         values[name] = filled
     return ViewValues(values, found.dictionaries)
 

@@ -51,8 +51,8 @@ from featurestore.online.published import REGISTRY, end_name, published_registry
 from featurestore.references import FeatureSelection, select_features
 from featurestore.registry.state import registry_hash
 from featurestore.serving.errors import RequestError
-from featurestore.serving.values import python_values
-from transforms import CompiledRequestView
+from featurestore.serving.values import python_lists, python_values
+from transforms import CompiledRequestView, CompiledView
 from transforms.graph import RequestInputs
 from transforms.spec import ColumnType
 
@@ -266,25 +266,40 @@ def _schedule(queries: _StateQueries, query: _Query, row: dict, state: ReplaySta
 
 @dataclass
 class _Expected:
-    """The recomputed values: state → float64 [features, queries]."""
+    """The recomputed values: state → float64 [output rows, queries]."""
 
     states: ReplayStates
     values: dict[_State, np.ndarray]
 
     def value(self, state: _State, feature: str, index: int) -> object:
         kind, dictionary = self._decoding(state, feature)
+        plan = self._compiled(state).list_features.get(feature)
+        if plan is not None:
+            block = self._block(state, feature, index).tolist()
+            return python_lists(block, kind, dictionary, plan.ranked)[0]
         return python_values([self.raw(state, feature, index)], kind, dictionary)[0]
 
     def raw(self, state: _State, feature: str, index: int) -> float:
-        compiled = self._state(state).context.kernels().views[state[0]]
+        compiled = self._compiled(state)
         return float(self.values[state][compiled.feature_names.index(feature), index])
 
     def column(self, state: _State, feature: str, index: int, name: str) -> FeatureColumn:
         definition = self._state(state).context.registry.feature_views[state[0]]
         kind, dictionary = self._decoding(state, feature)
-        return FeatureColumn(name, kind, np.array([self.raw(state, feature, index)]),
+        plan = self._compiled(state).list_features.get(feature)
+        values = (np.array([self.raw(state, feature, index)]) if plan is None
+                  else self._block(state, feature, index))
+        return FeatureColumn(name, kind, values,
                              definition.features[feature].agg in NEVER_NULL_AGGREGATIONS,
-                             dictionary)
+                             dictionary, plan is not None and plan.ranked)
+
+    def _compiled(self, state: _State) -> CompiledView:
+        return self._state(state).context.kernels().views[state[0]]
+
+    def _block(self, state: _State, feature: str, index: int) -> np.ndarray:
+        """A list feature's rows for one query: [1 + entries, 1]."""
+        rows = self._compiled(state).rows_of([feature])
+        return self.values[state][rows, index:index + 1]
 
     def _state(self, state: _State) -> ReplayState:
         found = self.states.state(*state)
@@ -308,7 +323,7 @@ def _recompute(store: StoreContext, states: ReplayStates,
             state = states.state(*key)
             assert isinstance(state, ReplayState)
             view, events = key[0], state.events
-            out = np.full((len(state.context.kernels().views[view].feature_names),
+            out = np.full((state.context.kernels().views[view].output_rows,
                            len(queries.entities)), np.nan)
             later = np.array(queries.later)
             for count in sorted(set(queries.later)):

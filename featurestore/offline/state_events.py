@@ -62,12 +62,12 @@ def state_values(con: duckdb.DuckDBPyConnection, store: StoreContext, events: St
         dictionaries: string column → values; codes of strings they lack are appended.
 
     Returns:
-        float64 [features, queries], NaN for null.
+        float64 [output rows, queries] (`CompiledView.training_values`), NaN for null.
     """
     compiled = store.kernels().views[events.view]
     registry = store.registry
     keys = registry.entities[registry.feature_views[events.view].entity].keys
-    out = np.full((len(compiled.feature_names), len(entities)), np.nan)
+    out = np.full((compiled.output_rows, len(entities)), np.nan)
     if not len(entities):
         return out
     distinct = list(dict.fromkeys(entities))

@@ -279,6 +279,7 @@ def _view_column(
         never_null=store.registry.feature_views[view].features[feature].agg
         in NEVER_NULL_AGGREGATIONS,
         dictionary=values.dictionaries.get(dictionary_column) if dictionary_column else None,
+        ranked=feature in compiled.list_features and compiled.list_features[feature].ranked,
     )
 
 

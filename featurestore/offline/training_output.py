@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from featurestore.feature_columns import feature_array
+from featurestore.feature_columns import feature_array, list_feature_array
 from transforms.spec import ColumnType
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # Aggregations that are 0, never null, over an empty window (DESIGN §4.3).
-NEVER_NULL_AGGREGATIONS = frozenset({"count", "sum"})
+NEVER_NULL_AGGREGATIONS = frozenset({"count", "sum", "approx_count_distinct"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,9 +36,11 @@ class FeatureColumn:
     Attributes:
         name: the output column name.
         kind: the feature's result type.
-        values: float64 per row, NaN for null (string features: dictionary codes).
+        values: float64 per row, NaN for null (string features: dictionary codes); for a
+            list feature, the block of rows `feature_columns.list_feature_array` takes.
         never_null: count and sum; an integer column then needs no null mask.
         dictionary: decodes a string feature's codes (None for other kinds).
+        ranked: a top_k list of (value, count) pairs.
     """
 
     name: str
@@ -46,15 +48,25 @@ class FeatureColumn:
     values: np.ndarray
     never_null: bool = False
     dictionary: Sequence[str] | None = None
+    ranked: bool = False
+
+    @property
+    def is_list(self) -> bool:
+        """Whether the column holds lists (its values are a block of rows)."""
+        return self.values.ndim == 2
 
     def to_arrow(self) -> pa.Array:
         """The column as a typed Arrow array (NaN becomes null)."""
+        if self.is_list:
+            return list_feature_array(self.values, self.kind, self.dictionary, self.ranked)
         return feature_array(self.values, self.kind, self.dictionary)
 
     def to_pandas(self) -> np.ndarray | pd.api.extensions.ExtensionArray:
         """The column as values for a pandas DataFrame (nullable dtypes where needed)."""
         import pandas as pd
         array = self.to_arrow()
+        if self.is_list:
+            return array.to_pandas().array  # an array per row, None where empty
         null = np.isnan(self.values)
         if pa.types.is_floating(array.type):
             return self.values

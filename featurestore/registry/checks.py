@@ -15,6 +15,18 @@ from featurestore.registry.loader import YamlDocument
 from featurestore.registry.models import Feature, FeatureView, Registry, RequestView
 from featurestore.registry.problems import KeyPath, Problem, format_path, service_list_path
 from featurestore.registry.suggestions import did_you_mean
+from transforms.aggregations import (
+    COUNTING,
+    DEFAULTS,
+    LIST_VALUED,
+    MAX_K,
+    MAX_N,
+    MAX_PRECISION,
+    MAX_QUANTILES,
+    MIN_PRECISION,
+    PARAMETER_KEYS,
+    PARAMETERS,
+)
 from transforms.expressions import (
     Column,
     Expr,
@@ -24,7 +36,13 @@ from transforms.expressions import (
     referenced_names,
     walk,
 )
-from transforms.spec import default_hop
+from transforms.spec import AGGREGATIONS, default_hop
+
+# The aggregations that may leave out `expr`, as messages list them.
+_COUNTING_NAMES = " and ".join(f"'{agg}'" for agg in AGGREGATIONS if agg in COUNTING)
+# The range of each whole-number parameter (a half-life is any positive duration).
+_PARAMETER_LIMITS = {"n": (1, MAX_N), "k": (1, MAX_K),
+                     "precision": (MIN_PRECISION, MAX_PRECISION)}
 
 
 @dataclass
@@ -130,13 +148,71 @@ def _check_feature_view(
             report.at_value((*base, key), f"unknown {key} '{target}'{did_you_mean(target, names)}")
     for feature, definition in view.features.items():
         path = (*base, "features", feature)
-        if definition.expr is None and definition.agg != "count":
+        if definition.expr is None and definition.agg not in COUNTING:
             report.at_key(
-                path, f"aggregation '{definition.agg}' needs 'expr' (only 'count' may leave it out)"
+                path,
+                f"aggregation '{definition.agg}' needs 'expr' "
+                f"(only {_COUNTING_NAMES} may leave it out)",
             )
+        _check_parameters(definition, path, report)
+        _check_list_expectations(definition, path, report)
         _check_window(view, definition, path, report)
         if definition.expr is not None:
             _check_view_expression((*path, "expr"), definition.expr, report)
+
+
+def _check_parameters(definition: Feature, path: KeyPath, report: LocatedProblems) -> None:
+    """`n`, `k`, `half_life`, `precision` and `q`: given where the aggregation takes them,
+    only there, and within their range; required unless they have a default."""
+    field = PARAMETERS.get(definition.agg)
+    needed = PARAMETER_KEYS[field] if field is not None else None
+    for key in PARAMETER_KEYS.values():
+        value = getattr(definition, key)
+        if value is None:
+            continue
+        if key != needed:
+            report.at_key((*path, key), f"'{key}' does not apply to '{definition.agg}'")
+        elif key == "q":
+            _check_quantiles(value, (*path, key), report)
+        elif key in _PARAMETER_LIMITS:
+            low, high = _PARAMETER_LIMITS[key]
+            if not low <= value <= high:
+                report.at_value(
+                    (*path, key), f"'{key}' must be between {low} and {high}, got {value}")
+    if (needed is not None and field not in DEFAULTS
+            and getattr(definition, needed) is None):
+        report.at_key(path, f"aggregation '{definition.agg}' needs '{needed}'")
+
+
+def _check_quantiles(quantiles: list[float], path: KeyPath, report: LocatedProblems) -> None:
+    """1 to `MAX_QUANTILES` quantiles, each from 0 to 1 (their type is the model's)."""
+    if not 1 <= len(quantiles) <= MAX_QUANTILES:
+        report.at_value(
+            path, f"'q' needs 1 to {MAX_QUANTILES} quantiles, got {len(quantiles)}")
+    for index, q in enumerate(quantiles):
+        if not 0.0 <= q <= 1.0:
+            report.at_value(
+                (*path, index),
+                f"each quantile in 'q' must be a number from 0 to 1, got {_number(q)}")
+
+
+def _number(value: float) -> str:
+    """`1.5`, `2`: a number as the file would have it."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _check_list_expectations(definition: Feature, path: KeyPath,
+                             report: LocatedProblems) -> None:
+    """A list feature's value is a list: only `not_null` can be checked on it."""
+    if definition.expect is None or definition.agg not in LIST_VALUED:
+        return
+    for rule in definition.expect.rules():
+        if rule != "not_null":
+            report.at_key(
+                (*path, "expect", rule),
+                f"'{rule}' does not apply to a list feature ('{definition.agg}' gives a list "
+                "of values): its expectations can only have 'not_null'",
+            )
 
 
 def _check_window(view: FeatureView, definition: Feature, path: KeyPath,

@@ -118,6 +118,41 @@ def _to_microseconds(value: object) -> int:
         raise PydanticCustomError("duration", "{reason}", {"reason": str(error)}) from None
 
 
+def _whole_number(value: object) -> object:
+    # pydantic's lax int would read `true` as 1 and '5' or 5.0 as 5: a count is written
+    # as a whole number.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError(
+            "whole_number", "expected a whole number, got {got}", {"got": describe_value(value)}
+        )
+    return value
+
+
+def _quantile_list(value: object) -> object:
+    if not isinstance(value, list):
+        raise PydanticCustomError(
+            "quantile_list", "expected a list of quantiles such as [0.5, 0.9], got {got}",
+            {"got": describe_value(value)},
+        )
+    return value
+
+
+def _quantile(value: object) -> object:
+    # pydantic's lax float would read `true` as 1.0 and '0.5' as 0.5: a quantile is
+    # written as a number. Its range is checked in checks.py, with the other parameters.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "quantile", "each quantile in 'q' must be a number from 0 to 1, got {got}",
+            {"got": describe_value(value)},
+        )
+    return value
+
+
+def _show_number(value: float) -> str:
+    """`0.5`, `1`, `0.999`: a number as it would be written in the file."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
 def _check_aggregation(value: str) -> str:
     if value not in AGGREGATIONS:
         raise PydanticCustomError(
@@ -238,6 +273,11 @@ Duration = Annotated[
 """A duration written `90s`/`5m`/`1h`/`7d`, held in microseconds."""
 
 Aggregation = Annotated[str, AfterValidator(_check_aggregation)]
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+"""An integer written as one: not a boolean, a fraction or text."""
+Quantiles = Annotated[list[Annotated[float, BeforeValidator(_quantile)]],
+                      BeforeValidator(_quantile_list)]
+"""A list of numbers (not booleans or text), each meant to be in [0, 1]."""
 RequestType = Annotated[str, AfterValidator(_check_request_type)]
 ServiceMember = Annotated[str, AfterValidator(_check_member)]
 TagValue = Annotated[str, BeforeValidator(_tag_value)]
@@ -357,9 +397,15 @@ class Feature(Described):
 
     Attributes:
         agg: one of `transforms.spec.AGGREGATIONS`.
-        expr: expression over source columns; None only for `count`.
+        expr: expression over source columns; None only for `count` and `decayed_count`.
         window: window length in microseconds; None for a lifetime aggregation.
         hop: hop in microseconds; None means the view's hop or the default.
+        n: how many values `last_n` / `first_n` keep.
+        k: how many values `top_k` returns.
+        half_life: the half-life of `decayed_sum` / `decayed_count`, in microseconds.
+        precision: the HyperLogLog precision of `approx_count_distinct` (None: the
+            default, `transforms.aggregations.DEFAULTS`).
+        q: the quantiles `approx_percentile` gives, in the order of its list value.
         expect: rules on its latest values, checked at materialize.
     """
 
@@ -367,7 +413,28 @@ class Feature(Described):
     expr: str | None = None
     window: Duration | None = None
     hop: Duration | None = None
+    n: WholeNumber | None = None
+    k: WholeNumber | None = None
+    half_life: Duration | None = None
+    precision: WholeNumber | None = None
+    q: Quantiles | None = None
     expect: FeatureExpectation | None = None
+
+    def summary(self) -> str:
+        """The aggregation as people read it: `sum of amount`, `last_n(5) of amount`,
+        `approx_percentile([0.5, 0.9]) of amount`, `decayed_sum of amount, half-life 1h`,
+        `approx_count_distinct of user_id, precision 12` (window and hop not included)."""
+        count = self.n if self.n is not None else self.k
+        what = self.agg if count is None else f"{self.agg}({count})"
+        if self.q is not None:
+            what = f"{self.agg}([{', '.join(_show_number(q) for q in self.q)}])"
+        if self.expr is not None:
+            what = f"{what} of {self.expr}"
+        if self.half_life is not None:
+            what = f"{what}, half-life {format_duration(self.half_life)}"
+        if self.precision is not None:
+            what = f"{what}, precision {self.precision}"
+        return what
 
 
 class FeatureView(Described):
@@ -639,6 +706,11 @@ class Registry(Definition):
                     expr=definition.expr,
                     window_us=definition.window,
                     hop_us=self.effective_hop(name, feature),
+                    n=definition.n,
+                    k=definition.k,
+                    half_life_us=definition.half_life,
+                    precision=definition.precision,
+                    q=tuple(definition.q) if definition.q is not None else None,
                 )
                 for feature, definition in view.features.items()
             ),

@@ -310,7 +310,7 @@ def _describe_view(view: FeatureView) -> tuple[str, ...]:
 
 def _describe_feature(registry: Registry, view: str, feature: str) -> str:
     definition = registry.feature_views[view].features[feature]
-    what = definition.agg if definition.expr is None else f"{definition.agg} of {definition.expr}"
+    what = definition.summary()
     if definition.window is None:
         return f"{what}, lifetime"
     hop = registry.effective_hop(view, feature)
@@ -376,7 +376,10 @@ def _show_tags(tags: Mapping[str, str]) -> str:
 def _feature_details(old: Registry, new: Registry, view: str, feature: str) -> tuple[str, ...]:
     before = old.feature_views[view].features[feature]
     after = new.feature_views[view].features[feature]
-    details = list(_field_changes(before, after, ("agg", "expr")))
+    details = list(_field_changes(before, after, ("agg", "expr", "n", "k", "precision", "q")))
+    if before.half_life != after.half_life:
+        details.append(
+            f"half_life {_duration(before.half_life)} → {_duration(after.half_life)}")
     if before.window != after.window:
         details.append(f"window {_duration(before.window)} → {_duration(after.window)}")
     # Compare the hop actually used: writing the default explicitly is no change.

@@ -54,7 +54,7 @@ from featurestore.serving.lookup_answer import (
     typed_table,
 )
 from featurestore.serving.transformed_lookups import TransformedLookups
-from featurestore.serving.values import python_values
+from featurestore.serving.values import python_lists, python_values
 from featurestore.times import format_micros
 from featurestore.view_states import compiled_state_keys
 from transforms import CompiledGraph
@@ -87,6 +87,13 @@ class _Output:
     kind: ColumnType
     dictionary_column: str | None
     never_null: bool = False  # count and sum: integers with no null mask
+    items: tuple[int, ...] = ()  # a list feature's entry rows (its own row: its length)
+    ranked: bool = False  # top_k: entries are (value, count) pairs
+
+    @property
+    def rows(self) -> list[int]:
+        """Its row, then a list feature's entry rows."""
+        return [self.row, *self.items]
 
 
 @dataclass(frozen=True)
@@ -245,14 +252,20 @@ class OnlineLookup:
         out: dict[str, list] = dict(keys)
         rows_of = {name: matrix.tolist() for name, matrix in values.items()}
         for output in plan.outputs:
-            out[output.column] = python_values(rows_of[output.view][output.row], output.kind,
-                                               self._dictionary(output))
+            rows = rows_of[output.view]
+            if output.items:
+                out[output.column] = python_lists([rows[r] for r in output.rows], output.kind,
+                                                  self._dictionary(output), output.ranked)
+            else:
+                out[output.column] = python_values(rows[output.row], output.kind,
+                                                   self._dictionary(output))
         return out
 
     def _typed_columns(self, plan: LookupPlan,
                        values: dict[str, np.ndarray]) -> list[FeatureColumn]:
-        return [FeatureColumn(output.column, output.kind, values[output.view][output.row],
-                              output.never_null, self._dictionary(output))
+        return [FeatureColumn(output.column, output.kind,
+                              values[output.view][output.rows if output.items else output.row],
+                              output.never_null, self._dictionary(output), output.ranked)
                 for output in plan.outputs]
 
     def _dictionary(self, output: _Output) -> list[str] | None:
@@ -373,10 +386,12 @@ class OnlineLookup:
         if view in self.kernels.views:
             compiled = self.kernels.views[view]
             aggregation = self.registry.feature_views[view].features[feature].agg
-            return _Output(column, view, compiled.feature_names.index(feature),
-                           compiled.feature_types[feature],
+            rows = compiled.rows_of([feature])
+            plan = compiled.list_features.get(feature)
+            return _Output(column, view, rows[0], compiled.feature_types[feature],
                            compiled.string_feature_columns.get(feature),
-                           aggregation in NEVER_NULL_AGGREGATIONS)
+                           aggregation in NEVER_NULL_AGGREGATIONS, tuple(rows[1:]),
+                           plan is not None and plan.ranked)
         # Request features are floats (booleans when boolean), as in training sets.
         compiled_request = self.kernels.request_views[view]
         row = compiled_request.feature_names.index(feature)

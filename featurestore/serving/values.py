@@ -36,3 +36,30 @@ def python_values(
     if kind is ColumnType.TIMESTAMP:
         return [None if v != v else _EPOCH + dt.timedelta(microseconds=int(v)) for v in values]
     raise ValueError(f"no Python conversion for feature type {kind}")
+
+
+def python_lists(block: list[list[float]], kind: ColumnType,
+                 dictionary: Sequence[str] | None = None, ranked: bool = False) -> list:
+    """One list feature's values as Python lists (None where empty).
+
+    Args:
+        block: its rows of kernel output as lists: lengths, then entries
+            (`feature_columns.list_feature_array`).
+        kind: the type of the entries.
+        dictionary: decodes string entries.
+        ranked: top_k: each entry becomes `{"value": ..., "count": ...}`.
+    """
+    lengths, entries = block[0], block[1:]
+    size = len(entries) // 2 if ranked else len(entries)
+    result: list = []
+    for row, length in enumerate(lengths):
+        if not length:
+            result.append(None)
+            continue
+        values = python_values([entries[j][row] for j in range(int(length))], kind,
+                               dictionary)
+        if ranked:
+            counts = [int(entries[size + j][row]) for j in range(int(length))]
+            values = [{"value": v, "count": c} for v, c in zip(values, counts, strict=True)]
+        result.append(values)
+    return result

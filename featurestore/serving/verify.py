@@ -50,7 +50,7 @@ from featurestore.registry.state import registry_hash
 from featurestore.serving.errors import NotMaterializedError, RequestError
 from featurestore.serving.inputs import MAX_ENTITIES, lookup_time
 from featurestore.serving.lookup import get_online_features, lookup_engine
-from featurestore.serving.values import python_values
+from featurestore.serving.values import python_lists, python_values
 from featurestore.times import format_micros
 from transforms import CompiledView
 from transforms.spec import ColumnType
@@ -221,13 +221,18 @@ def _verify_view(store: StoreContext, view: str, moments: tuple[int, tuple[int, 
     if offline_values is None:
         return
     report.entities[view], report.skipped[view], report.times[view] = len(kept), skipped, times
+    names = compiled.feature_names
     for t_index, at_us in enumerate(times):
         online = _online_values(store, view, keys, kept, at_us)
-        for f_index, feature in enumerate(compiled.feature_names):
+        blocks = compiled.split_features(offline_values[compiled.rows_of(names), :, t_index],
+                                         names)
+        for feature, block in blocks.items():
             kind = compiled.feature_types[feature]
             column = compiled.string_feature_columns.get(feature)
-            expected = python_values(offline_values[f_index, :, t_index].tolist(), kind,
-                                     dictionaries.get(column) if column else None)
+            dictionary = dictionaries.get(column) if column else None
+            plan = compiled.list_features.get(feature)
+            expected = (python_values(block.tolist(), kind, dictionary) if plan is None else
+                        python_lists(block.tolist(), kind, dictionary, plan.ranked))
             got = online[f"{view}__{feature}"]
             for key, online_value, offline_value in zip(kept, got, expected, strict=True):
                 report.values += 1
@@ -252,7 +257,7 @@ def _offline_values(con: duckdb.DuckDBPyConnection, store: StoreContext, view: s
                     dictionaries: dict[str, list[str]],
                     remote: RemoteRun | None) -> np.ndarray:
     """Training values from the raw events before `end` that the materialization read
-    (`spec` pins its pushed segments): float64 [features, keys, times].
+    (`spec` pins its pushed segments): float64 [output rows, keys, times].
 
     `dictionaries` are the online ones, so string codes agree; values they lack are
     appended to them in place. With `remote`, each partition runs on its executor.
@@ -260,7 +265,7 @@ def _offline_values(con: duckdb.DuckDBPyConnection, store: StoreContext, view: s
     end, times = moments
     registry, compiled = store.registry, store.kernels().views[view]
     keys = registry.entities[registry.feature_views[view].entity].keys
-    out = np.full((len(compiled.feature_names), len(sample), len(times)), np.nan)
+    out = np.full((compiled.output_rows, len(sample), len(times)), np.nan)
     if not sample:
         return out
     wanted = pa.table({key: [entity[i] for entity in sample] for i, key in enumerate(keys)})
@@ -289,7 +294,7 @@ def _offline_values(con: duckdb.DuckDBPyConnection, store: StoreContext, view: s
                                           dictionaries, query_entity[order], query_ts[order])
         unordered = np.empty_like(values)
         unordered[:, order] = values
-        out[:, rows, :] = unordered.reshape(len(compiled.feature_names), len(rows), len(times))
+        out[:, rows, :] = unordered.reshape(compiled.output_rows, len(rows), len(times))
     _fill_unseen(compiled, times, found, out)
     return out
 
@@ -313,7 +318,7 @@ def _remote_offline_values(con: duckdb.DuckDBPyConnection, remote: RemoteRun,
         SPINE_TS, pa.array(np.tile(np.asarray(times, dtype=np.int64), count), pa.int64()))
     spine_file = remote.file(f"verify-{view}")
     pq.write_table(spine, spine_file)
-    features = tuple(range(len(compiled.feature_names)))
+    features = tuple(range(compiled.output_rows))
     tasks = [TrainingTask(remote.kernels, view, read, spine_file, features, True,
                           remote.file(f"verify-{view}-{read.partition}"))
              for read in reads]
@@ -356,6 +361,10 @@ def _online_values(store: StoreContext, view: str, keys: Sequence[str], sample: 
 def _same(online: object, offline: object, kind: ColumnType) -> bool:
     if online is None or offline is None:
         return online is None and offline is None
+    if isinstance(online, list) and isinstance(offline, list):
+        # List features (top_k entries are {value, count} dicts, compared whole).
+        return len(online) == len(offline) and all(
+            _same(a, b, kind) for a, b in zip(online, offline, strict=True))
     numeric = kind in (ColumnType.FLOAT, ColumnType.INT)
     if numeric and isinstance(online, int | float) and isinstance(offline, int | float):
         return math.isclose(online, offline, rel_tol=RELATIVE_TOLERANCE, abs_tol=0.0)

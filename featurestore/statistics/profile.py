@@ -154,7 +154,10 @@ def _histogram_cte(i: int, bins: int) -> str:
         f"FROM (SELECT CAST(c{i} AS DOUBLE) AS x FROM src WHERE c{i} IS NOT NULL), "
         f"(SELECT lo, hi, (hi - lo) / {bins} AS step FROM (SELECT CAST(min_{i} AS DOUBLE) "
         f"AS lo, CAST(max_{i} AS DOUBLE) AS hi FROM whole) "
-        f"WHERE hi > lo AND isfinite(hi - lo))) GROUP BY b))"
+        # A range so narrow that bins / range overflows (decayed sums far below 1e-300)
+        # gets no histogram, like an infinite one.
+        f"WHERE hi > lo AND isfinite(hi - lo) AND isfinite({bins} / (hi - lo)))) "
+        f"GROUP BY b))"
     )
 
 

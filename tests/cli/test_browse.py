@@ -37,7 +37,7 @@ def test_list_features_with_a_tag_filter(project: Path) -> None:
     assert lines[1].split()[0] == "user_txn:txn_count_1h"
     assert lines[1].endswith("team=risk,tier=gold  ana")
     risk = run("list", "features", "--registry", str(project), "--tag", "team=risk")
-    assert len(risk.stdout.splitlines()) == 1 + 8
+    assert len(risk.stdout.splitlines()) == 1 + 15
     none = run("list", "features", "--registry", str(project), "--tag", "team=nobody")
     assert none.stdout == "no features with tags team=nobody\n"
 

@@ -72,7 +72,9 @@ def test_layers_hold_the_demo_definitions_in_file_order(graph: LineageGraph) -> 
     assert names["view"] == ["user_txn"]
     assert names["feature"][:3] == ["user_txn:txn_count_1h", "user_txn:amount_sum_7d",
                                     "user_txn:amount_mean_30d"]
-    assert len(names["feature"]) == 8
+    features = parse_registry(DEMO_TEXT).feature_views["user_txn"].features
+    assert names["feature"] == [f"user_txn:{name}" for name in features]
+    assert len(names["feature"]) == 15
     assert names["request_view"] == ["txn_context"]
     assert names["transform"] == ["fraud_v1:amount_sum_7d_z", "fraud_v1:amount_sum_7d_b",
                                   "fraud_v1:category_idx", "fraud_v1:category_onehot",

@@ -53,7 +53,7 @@ def test_the_overview_shows_versions_freshness_and_counts(console_server: str) -
     assert "<code>local</code>" in page
     # user_txn materialized up to the second end, current.
     assert "2024-02-01T00:00:00" in page and ">current<" in page
-    assert re.search(r'tile-number">8</span> <span class="tile-label">features', page)
+    assert re.search(r'tile-number">15</span> <span class="tile-label">features', page)
     assert re.search(r'tile-number">1</span> <span class="tile-label">services', page)
 
 
@@ -82,7 +82,7 @@ def test_the_lineage_graph_links_every_definition(console_server: str) -> None:
     assert "/features/user_txn/amount_sum_7d" in hrefs
     assert "/registry#request-view-txn_context" in hrefs
     assert "/registry#service-fraud_v1" in hrefs
-    assert len([h for h in hrefs if h.startswith("/features/user_txn/")]) == 8
+    assert len([h for h in hrefs if h.startswith("/features/user_txn/")]) == 15
 
 
 def test_a_feature_page_shows_definition_kernel_history_and_plots(

@@ -71,7 +71,7 @@ def test_apply_records_versions_and_skips_unchanged(tmp_path: Path) -> None:
     before = datetime.now(UTC)
     first = state.apply(parse_registry(DEMO_TEXT), DEMO_TEXT)
     assert (first.version, first.applied) == (1, True)
-    assert len(first.plan.added) == 15
+    assert len(first.plan.added) == 22
 
     again = state.apply(parse_registry(DEMO_TEXT), DEMO_TEXT)
     assert (again.version, again.applied) == (1, False)

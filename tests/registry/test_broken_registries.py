@@ -14,7 +14,8 @@ BROKEN = Path(__file__).parent / "broken"
 EXPECTED = {
     "aggregation_typo.yaml": "17:30: feature_views.user_txn.features.amount_mean_30d.agg: "
     "unknown aggregation 'avg': expected one of count, sum, mean, min, max, std, "
-    "first, last (did you mean 'mean'?)",
+    "first, last, decayed_sum, decayed_count, last_n, first_n, top_k, approx_count_distinct, "
+    "approx_percentile (did you mean 'mean'?)",
     "bad_duration.yaml": "17:58: feature_views.user_txn.features.amount_mean_30d.window: "
     "invalid duration '30 days': expected a positive whole number and a unit (s, m, h or d), "
     "such as '90s', '5m', '1h' or '7d'",
@@ -24,7 +25,7 @@ EXPECTED = {
     "duplicate key 'amount_sum_7d' (first defined on line 16)",
     "entity_without_keys.yaml": "5:11: entities.user.keys: needs at least one key column",
     "expr_missing.yaml": "16:7: feature_views.user_txn.features.amount_sum_7d: "
-    "aggregation 'sum' needs 'expr' (only 'count' may leave it out)",
+    "aggregation 'sum' needs 'expr' (only 'count' and 'decayed_count' may leave it out)",
     "expression_syntax.yaml": "18:50: feature_views.user_txn.features.amount_std_30d.expr: "
     "invalid expression: invalid syntax",
     "hop_without_window.yaml": "16:49: feature_views.user_txn.features.amount_sum_7d.hop: "

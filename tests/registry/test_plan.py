@@ -31,14 +31,14 @@ def test_first_plan_adds_everything(demo: Registry) -> None:
     assert plan.applied_version is None
     assert not plan.changed and not plan.removed and not plan.stale_views
     kinds = [change.kind for change in plan.added]
-    assert kinds.count(Kind.FEATURE) == 8
+    assert kinds.count(Kind.FEATURE) == len(demo.feature_views["user_txn"].features) == 15
     assert kinds.count(Kind.REQUEST_FEATURE) == 2
     assert [c.name for c in plan.of_kind(Kind.SERVICE)] == ["fraud_v1"]
     text = plan.render()
     assert text.splitlines()[0] == "Plan (nothing applied yet):"
     assert "      + txn_count_1h: count, window 1h, hop 5m" in text
     assert "      + last_category: last of merchant_category, window 90d, hop 1d" in text
-    assert text.splitlines()[-1] == "15 to add, 0 to change, 0 to remove."
+    assert text.splitlines()[-1] == "22 to add, 0 to change, 0 to remove."
 
 
 def test_unchanged_registry_gives_an_empty_plan(demo: Registry) -> None:
@@ -69,6 +69,39 @@ def test_changed_window_makes_the_view_stale(demo: Registry) -> None:
         "`featurestore materialize` rebuilds exactly these.",
     ]
     assert plan.offline_stale_views == ("user_txn",)
+
+
+def test_list_and_decayed_parameters_show_and_make_the_view_stale() -> None:
+    old_line = "{agg: last, expr: merchant_category, window: 90d}"
+    before = edited(old_line, "{agg: last_n, expr: merchant_category, n: 3, window: 90d}")
+    after = edited(old_line, "{agg: last_n, expr: merchant_category, n: 5, window: 90d}")
+    added = compute_plan(None, before).render()
+    assert "      + last_category: last_n(3) of merchant_category, window 90d, hop 1d" in added
+    plan = compute_plan(before, after, applied_version=1)
+    assert plan.changes[1].details == ("n 3 → 5",)
+    assert plan.stale_views == ("user_txn",)
+    decayed = edited(old_line, "{agg: decayed_count, half_life: 1h}")
+    slower = edited(old_line, "{agg: decayed_count, half_life: 2h}")
+    assert "+ last_category: decayed_count, half-life 1h, lifetime" in (
+        compute_plan(None, decayed).render())
+    assert compute_plan(decayed, slower).changes[1].details == ("half_life 1h → 2h",)
+
+
+def test_sketch_parameters_show_and_make_the_view_stale() -> None:
+    old_line = "{agg: last, expr: merchant_category, window: 90d}"
+    default = edited(old_line, "{agg: approx_count_distinct, expr: merchant_category}")
+    coarser = edited(old_line,
+                     "{agg: approx_count_distinct, expr: merchant_category, precision: 10}")
+    assert "+ last_category: approx_count_distinct of merchant_category, precision 10, " \
+        "lifetime" in compute_plan(None, coarser).render()
+    plan = compute_plan(default, coarser, applied_version=1)
+    assert plan.changes[1].details == ("precision (none) → 10",)
+    assert plan.stale_views == ("user_txn",)
+    median = edited(old_line, "{agg: approx_percentile, expr: amount, q: [0.5], window: 90d}")
+    more = edited(old_line, "{agg: approx_percentile, expr: amount, q: [0.5, 0.99], window: 90d}")
+    assert "+ last_category: approx_percentile([0.5, 0.99]) of amount, window 90d, hop 1d" in (
+        compute_plan(None, more).render())
+    assert compute_plan(median, more).changes[1].details == ("q [0.5] → [0.5, 0.99]",)
 
 
 def test_added_and_removed_features_make_the_view_stale(demo: Registry) -> None:
@@ -106,6 +139,10 @@ def test_view_hop_changes_show_per_feature(demo: Registry) -> None:
         "user_txn:amount_mean_30d": ("hop 1d → 1h",),
         "user_txn:amount_std_30d": ("hop 1d → 1h",),
         "user_txn:last_category": ("hop 1d → 1h",),
+        "user_txn:first_categories_30d": ("hop 1d → 1h",),
+        "user_txn:top_categories_30d": ("hop 1d → 1h",),
+        "user_txn:distinct_categories_30d": ("hop 1d → 1h",),
+        "user_txn:amount_quantiles_30d": ("hop 1d → 1h",),
     }
     assert plan.of_kind(Kind.FEATURE_VIEW)[0].details == ("hop (none) → 1h",)
 
@@ -171,7 +208,7 @@ def test_removing_a_view_lists_its_features(demo: Registry) -> None:
     bare = Registry(project="fraud_demo", store=demo.store)
     plan = compute_plan(demo, bare)
     assert all(change.action is Action.REMOVE for change in plan.changes)
-    assert len(plan.removed) == 15
+    assert len(plan.removed) == 22
     assert plan.stale_views == ()
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from featurestore.errors import RegistryError
 from featurestore.registry import load_registry, parse_registry, resolve_registry_path
+from transforms.spec import ColumnType
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +45,13 @@ def test_demo_registry_is_valid() -> None:
         "big_txn_7d",
         "log_amount_sum_1d",
         "last_category",
+        "recent_amounts",
+        "first_categories_30d",
+        "top_categories_30d",
+        "amount_decayed_1d",
+        "txn_decayed_1h",
+        "distinct_categories_30d",
+        "amount_quantiles_30d",
     ]
     assert text.startswith("project: fraud_demo")
 
@@ -71,7 +79,8 @@ def test_every_problem_is_reported_in_file_order() -> None:
         "unknown source 'order' (did you mean 'orders'?)",
         "registry.yaml:11:26: feature_views.user_orders.features.order_count.agg: "
         "unknown aggregation 'cnt': expected one of count, sum, mean, min, max, std, "
-        "first, last (did you mean 'count'?)",
+        "first, last, decayed_sum, decayed_count, last_n, first_n, top_k, "
+        "approx_count_distinct, approx_percentile (did you mean 'count'?)",
         "registry.yaml:11:39: feature_views.user_orders.features.order_count.window: "
         "invalid duration '2 hours': expected a positive whole number and a unit "
         "(s, m, h or d), such as '90s', '5m', '1h' or '7d'",
@@ -205,6 +214,117 @@ def test_window_rules_use_the_view_hop() -> None:
         "registry.yaml:12:41: feature_views.user_orders.features.order_count.window: "
         "window 90m is not a multiple of the view's hop 1h"
     ]
+
+
+def test_list_and_decayed_aggregations_reach_the_spec() -> None:
+    text = MINIMAL.replace(
+        "      order_count: {agg: count}",
+        "      a: {agg: decayed_sum, expr: price, half_life: 1h, window: 7d}\n"
+        "      b: {agg: decayed_count, half_life: 30m}\n"
+        "      c: {agg: last_n, expr: price, n: 5, window: 1d}\n"
+        "      d: {agg: first_n, expr: category, n: 1000, expect: {not_null: 0.5}}\n"
+        "      e: {agg: top_k, expr: category, k: 3}",
+    )
+    registry = parse_registry(text)
+    schema = {"orders": {"price": ColumnType.FLOAT, "category": ColumnType.STRING}}
+    [view] = registry.to_graph_spec(schema).views
+    assert [(f.agg, f.expr, f.n, f.k, f.half_life_us) for f in view.features] == [
+        ("decayed_sum", "price", None, None, 3_600_000_000),
+        ("decayed_count", None, None, None, 1_800_000_000),
+        ("last_n", "price", 5, None, None),
+        ("first_n", "category", 1000, None, None),
+        ("top_k", "category", None, 3, None),
+    ]
+    features = registry.feature_views["user_orders"].features
+    assert [features[name].summary() for name in "abce"] == [
+        "decayed_sum of price, half-life 1h", "decayed_count, half-life 30m",
+        "last_n(5) of price", "top_k(3) of category"]
+
+
+def test_aggregation_parameter_problems() -> None:
+    text = MINIMAL.replace(
+        "      order_count: {agg: count}",
+        "      a: {agg: last_n, expr: price}\n"
+        "      b: {agg: sum, expr: price, n: 5}\n"
+        "      c: {agg: first_n, expr: price, n: 0}\n"
+        "      d: {agg: top_k, expr: price, k: true}\n"
+        "      e: {agg: top_k, expr: price, k: 2.5}\n"
+        "      f: {agg: top_k, expr: price, k: 101}\n"
+        "      g: {agg: decayed_count, half_life: 1h, k: 3}\n"
+        "      h: {agg: decayed_sum, half_life: 1h}\n"
+        "      i: {agg: last_n, expr: price, n: 3, expect: {not_null: 0.1, range: [0, 1]}}",
+    )
+    prefix = "registry.yaml:{}: feature_views.user_orders.features."
+    expected = [
+        ("11:7", "a: aggregation 'last_n' needs 'n'"),
+        ("12:34", "b.n: 'n' does not apply to 'sum'"),
+        ("13:41", "c.n: 'n' must be between 1 and 1000, got 0"),
+        ("14:39", "d.k: expected a whole number, got true/false"),
+        ("15:39", "e.k: expected a whole number, got the number 2.5"),
+        ("16:39", "f.k: 'k' must be between 1 and 100, got 101"),
+        ("17:46", "g.k: 'k' does not apply to 'decayed_count'"),
+        ("18:7", "h: aggregation 'decayed_sum' needs 'expr' "
+                 "(only 'count' and 'decayed_count' may leave it out)"),
+        ("19:67", "i.expect.range: 'range' does not apply to a list feature ('last_n' gives "
+                  "a list of values): its expectations can only have 'not_null'"),
+    ]
+    assert problems_of(text) == [prefix.format(at) + message for at, message in expected]
+
+
+def test_sketch_aggregations_reach_the_spec() -> None:
+    text = MINIMAL.replace(
+        "      order_count: {agg: count}",
+        "      a: {agg: approx_count_distinct, expr: category, window: 7d}\n"
+        "      b: {agg: approx_count_distinct, expr: category, precision: 12}\n"
+        "      c: {agg: approx_percentile, expr: price, q: [0.5, 0.9, 1], window: 1d,\n"
+        "          expect: {not_null: 0.5}}",
+    )
+    registry = parse_registry(text)
+    schema = {"orders": {"price": ColumnType.FLOAT, "category": ColumnType.STRING}}
+    [view] = registry.to_graph_spec(schema).views
+    assert [(f.agg, f.expr, f.precision, f.q) for f in view.features] == [
+        ("approx_count_distinct", "category", None, None),
+        ("approx_count_distinct", "category", 12, None),
+        ("approx_percentile", "price", None, (0.5, 0.9, 1.0)),
+    ]
+    assert all(isinstance(q, float) for q in view.features[2].q)
+    features = registry.feature_views["user_orders"].features
+    assert [features[name].summary() for name in "abc"] == [
+        "approx_count_distinct of category",
+        "approx_count_distinct of category, precision 12",
+        "approx_percentile([0.5, 0.9, 1]) of price"]
+
+
+def test_sketch_parameter_problems() -> None:
+    text = MINIMAL.replace(
+        "      order_count: {agg: count}",
+        "      a: {agg: approx_percentile, expr: price}\n"
+        "      b: {agg: approx_percentile, expr: price, q: 0.5}\n"
+        "      c: {agg: approx_percentile, expr: price, q: []}\n"
+        "      d: {agg: approx_percentile, expr: price, q: [0.5, true, '0.9']}\n"
+        "      e: {agg: approx_percentile, expr: price, q: [0, 1.5]}\n"
+        f"      f: {{agg: approx_percentile, expr: price, q: {[0.5] * 21}}}\n"
+        "      g: {agg: approx_count_distinct, expr: price, precision: 20}\n"
+        "      h: {agg: sum, expr: price, q: [0.5], precision: 7}\n"
+        "      i: {agg: approx_percentile, expr: price, q: [0.5], expect: {range: [0, 1]}}",
+    )
+    prefix = "registry.yaml:{}: feature_views.user_orders.features."
+    expected = [
+        ("11:7", "a: aggregation 'approx_percentile' needs 'q'"),
+        ("12:51", "b.q: expected a list of quantiles such as [0.5, 0.9], got the number 0.5"),
+        ("13:51", "c.q: 'q' needs 1 to 20 quantiles, got 0"),
+        ("14:57", "d.q[1]: each quantile in 'q' must be a number from 0 to 1, got true/false"),
+        ("14:63", "d.q[2]: each quantile in 'q' must be a number from 0 to 1, got '0.9'"),
+        ("15:55", "e.q[1]: each quantile in 'q' must be a number from 0 to 1, got 1.5"),
+        ("16:51", "f.q: 'q' needs 1 to 20 quantiles, got 21"),
+        ("17:63", "g.precision: 'precision' must be between 8 and 16, got 20"),
+        ("18:34", "h.q: 'q' does not apply to 'sum'"),
+        ("18:44", "h.precision: 'precision' does not apply to 'sum'"),
+        ("19:67", "i.expect.range: 'range' does not apply to a list feature "
+                  "('approx_percentile' gives a list of values): its expectations can only "
+                  "have 'not_null'"),
+    ]
+    assert problems_of(text) == [prefix.format(at) + message for at, message in expected]
 
 
 def test_anchors_and_merge_keys_are_resolved() -> None:

@@ -30,7 +30,9 @@ DEMO_END = datetime(2024, 1, 31, tzinfo=UTC)
 DEMO_USERS = 60
 ALL_FEATURES = [f"user_txn:{name}" for name in (
     "txn_count_1h", "amount_sum_7d", "amount_mean_30d", "amount_std_30d", "amount_max_1d",
-    "big_txn_7d", "log_amount_sum_1d", "last_category")] + [
+    "big_txn_7d", "log_amount_sum_1d", "last_category", "recent_amounts",
+    "first_categories_30d", "top_categories_30d", "amount_decayed_1d", "txn_decayed_1h",
+    "distinct_categories_30d", "amount_quantiles_30d")] + [
     "txn_context:amount_z", "txn_context:log_amount_now"]
 _SERVER_START_TIMEOUT_S = 60.0
 

@@ -36,7 +36,7 @@ def test_the_demo_runs_the_online_path(tmp_path: Path, monkeypatch: pytest.Monke
     verified = lines[step["[8/9]"] + 1 : step["[9/9]"]]
     assert verified[-2:] == [
         "      user_txn: 49 entities at 6 times (1 with events not yet materialized left out)",
-        f"      online == offline for all {49 * 6 * 8:,} values"]
+        f"      online == offline for all {49 * 6 * 15:,} values"]
     fitted = lines[step["[9/9]"] + 1 :]
     assert fitted[0].startswith("      fit ") and ": fitted, 20,000 rows" in fitted[0]
     assert any(line.startswith("      user 2 at 2024-01-31T00:02:00+00:00, fit ")

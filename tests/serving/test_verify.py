@@ -11,11 +11,14 @@ from click.testing import CliRunner
 from featurestore import FeatureStore
 from featurestore.cli import main
 from featurestore.errors import InputError
+from featurestore.registry import parse_registry
 from featurestore.serving.errors import NotMaterializedError, RequestError
 from featurestore.serving.verify import DEFAULT_OFFSETS_US
+from tests.projects import DEMO_TEXT
 from tests.serving.conftest import DEMO_END, DEMO_USERS, make_demo_store
 
-FEATURE_COUNT = 8  # user_txn's features in the demo registry
+# user_txn's features in the demo registry (15)
+FEATURE_COUNT = len(parse_registry(DEMO_TEXT).feature_views["user_txn"].features)
 
 
 def test_online_equals_offline_after_materialize(demo_store: FeatureStore) -> None:

@@ -157,6 +157,20 @@ def spec_with(feature: FeatureSpec, request: tuple = ()) -> GraphSpec:
      "feature_views.v.features.f.agg: 'sum' needs a numeric expression, got string"),
     (FeatureSpec("f", "mean", None, None, None),
      "feature_views.v.features.f.agg: 'mean' needs an 'expr'"),
+    (FeatureSpec("f", "last_n", "x", None, None),
+     "feature_views.v.features.f.agg: 'last_n' needs 'n'"),
+    (FeatureSpec("f", "sum", "x", None, None, n=3),
+     "feature_views.v.features.f.n: 'n' does not apply to 'sum'"),
+    (FeatureSpec("f", "top_k", "s", None, None, k=101),
+     "feature_views.v.features.f.k: 'k' must be between 1 and 100, got 101"),
+    (FeatureSpec("f", "approx_count_distinct", "s", None, None, precision=7),
+     "feature_views.v.features.f.precision: 'precision' must be between 8 and 16, got 7"),
+    (FeatureSpec("f", "approx_percentile", "x", None, None, q=(0.5, 1.5)),
+     "feature_views.v.features.f.q: each quantile in 'q' must be a number from 0 to 1, "
+     "got 1.5"),
+    (FeatureSpec("f", "approx_percentile", "s", None, None, q=(0.5,)),
+     "feature_views.v.features.f.agg: 'approx_percentile' needs a numeric expression, "
+     "got string"),
 ])
 def test_definition_errors_name_the_feature(feature: FeatureSpec, message: str) -> None:
     with pytest.raises(GraphError) as error:
@@ -169,6 +183,14 @@ def test_expression_errors_carry_path_and_column() -> None:
         graph_source(spec_with(FeatureSpec("f", "sum", "x + amount", None, None)))
     assert error.value.path == ("feature_views", "v", "features", "f", "expr")
     assert error.value.column == 4
+
+
+def test_request_view_refuses_list_features() -> None:
+    request = RequestViewSpec("r", (), (("bad", "v.f + 1"),))
+    with pytest.raises(GraphError) as error:
+        graph_source(spec_with(FeatureSpec("f", "last_n", "x", None, None, n=2), (request,)))
+    assert str(error.value) == ("request_views.r.features.bad: 'v.f' is a list (last_n); "
+                                "request view expressions take numbers")
 
 
 def test_request_view_rejects_string_results() -> None:
