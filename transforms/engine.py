@@ -163,11 +163,8 @@ def insert_entry(agg: int, S: np.ndarray, row: int, c: int, n: int, t: float,
 
 
 @numba.njit(**_INLINE)
-def count_value(S: np.ndarray, row: int, c: int, capacity: int, x: float) -> None:
-    """Count one `x` in a top_k state at column c: a count m, then up to `capacity`
-    (value, count) pairs sorted by value. A full state without `x` takes one from every
-    counter and drops those that reach zero (Misra-Gries), so no count is overstated."""
-    m = int(S[row, c])
+def counter_of(S: np.ndarray, row: int, c: int, m: int, x: float) -> int:
+    """The first of the m (value, count) pairs after column c whose value is >= x."""
     lo, hi = 0, m
     while lo < hi:
         middle = (lo + hi) >> 1
@@ -175,6 +172,16 @@ def count_value(S: np.ndarray, row: int, c: int, capacity: int, x: float) -> Non
             lo = middle + 1
         else:
             hi = middle
+    return lo
+
+
+@numba.njit(**_INLINE)
+def count_value(S: np.ndarray, row: int, c: int, capacity: int, x: float) -> None:
+    """Count one `x` in a top_k state at column c: a count m, then up to `capacity`
+    (value, count) pairs sorted by value. A full state without `x` takes one from every
+    counter and drops those that reach zero (Misra-Gries), so no count is overstated."""
+    m = int(S[row, c])
+    lo = counter_of(S, row, c, m, x)
     if lo < m and S[row, c + 1 + 2 * lo] == x:
         S[row, c + 2 + 2 * lo] += 1.0
     elif m < capacity:
@@ -240,13 +247,7 @@ def merge_counters(A: np.ndarray, arow: int, B: np.ndarray, brow: int, c: int,
     extra = 0
     for j in range(mb):
         x, count = B[brow, c + 1 + 2 * j], B[brow, c + 2 + 2 * j]
-        lo, hi = 0, ma
-        while lo < hi:
-            middle = (lo + hi) >> 1
-            if A[arow, c + 1 + 2 * middle] < x:
-                lo = middle + 1
-            else:
-                hi = middle
+        lo = counter_of(A, arow, c, ma, x)
         if lo < ma and A[arow, c + 1 + 2 * lo] == x:
             A[arow, c + 2 + 2 * lo] += count
         else:
@@ -663,7 +664,7 @@ def percentile_at(S: np.ndarray, row: int, c: int, q: float) -> float:
     return np.inf  # the rest are +inf
 
 
-@numba.njit(**_HELPER)
+@numba.njit(**_INLINE)
 def empty_state(FT: np.ndarray, f: int, S: np.ndarray, row: int) -> None:
     """Reset feature f's slots to empty: the identity of `merge_state`, bit for bit."""
     agg, c = FT[f, AGG], 1 + FT[f, OFFSET]
@@ -692,7 +693,7 @@ def empty_state(FT: np.ndarray, f: int, S: np.ndarray, row: int) -> None:
         S[row, c + 1] = np.nan
 
 
-@numba.njit(**_HELPER)
+@numba.njit(**_INLINE)
 def fold_events(FT: np.ndarray, f: int, S: np.ndarray, row: int, ts: np.ndarray,
                 V: np.ndarray, r0: int, r1: int) -> None:
     """Fold events `r0 .. r1 - 1` (value `V[r, column]`, or 1.0 when column < 0) in order.
@@ -815,7 +816,7 @@ def fold_more(FT: np.ndarray, f: int, S: np.ndarray, row: int, ts: np.ndarray,
                 percentile_add(S, row, c, x)
 
 
-@numba.njit(**_HELPER)
+@numba.njit(**_INLINE)
 def merge_state(FT: np.ndarray, f: int, A: np.ndarray, arow: int, B: np.ndarray,
                 brow: int) -> None:
     """Merge feature f's slots of a later state B into the accumulator A."""
@@ -899,7 +900,7 @@ def final_value(agg: int, S: np.ndarray, row: int, o: int) -> float:
     return S[row, c]
 
 
-@numba.njit(**_HELPER)
+@numba.njit(**_INLINE)
 def write_value(FT: np.ndarray, f: int, S: np.ndarray, row: int, out: np.ndarray,
                 column: int, t: int, start: int, Q: np.ndarray) -> None:
     """Feature f's value at time t into out[:, column]; a lifetime state answering a
@@ -1422,10 +1423,10 @@ def states(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, old_data: np.ndarray,
         most_old = max(most_old, a1 - a0)
         for g in range(G):
             if GT[g, G_COMPACT]:
+                # Stored compactly: the room they take is made as they are written.
                 m_old = int(old_data[a0 + 1 + g]) if a1 > a0 else 0
                 tiles = tiles_of(ts, i, k, GT[g, G_HOP], GT[g, G_LEVELS]) + m_old
                 most[g] = max(most[g], tiles)
-                bound += tiles * (GT[g, G_WIDTH] + 1)
             else:
                 bound += GT[g, G_LEVELS] * (GT[g, G_WIDTH] + 1) * (k - i)
         bound += a1 - a0 + 1 + G + life_width
@@ -1483,6 +1484,7 @@ def states(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, old_data: np.ndarray,
                             spans)
             data[o + 1 + g] = m
             if compact:
+                data = room_for(data, w, m * width)
                 w = encode_rows(T, zero, m, FT, GT[g, G_F0], GT[g, G_F1], data, w, compact)
             else:
                 for r in range(m):
@@ -1501,6 +1503,17 @@ def states(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, old_data: np.ndarray,
             o = w + life_width
     off[ne] = o
     return data[:o].copy(), off, ents
+
+
+@numba.njit(**_JIT)
+def room_for(data: np.ndarray, used: int, more: int) -> np.ndarray:
+    """`data`, or a copy of its first `used` values in a buffer twice as large, so that
+    `more` values fit after them."""
+    if used + more <= data.shape[0]:
+        return data
+    bigger = np.empty(max(2 * data.shape[0], used + more))
+    bigger[:used] = data[:used]
+    return bigger
 
 
 @numba.njit(**_JIT)
