@@ -80,6 +80,22 @@ def test_pushes_folded_at_publication_and_after_it_replay_exactly(store: Feature
     assert (report.rows, report.checked, report.not_replayable) == (3, 3 * len(FEATURES), {})
 
 
+LIST_AND_SKETCH_FEATURES = [
+    f"user_txn:{name}" for name in (
+        "recent_amounts", "first_categories_30d", "top_categories_30d", "amount_decayed_1d",
+        "txn_decayed_1h", "distinct_categories_30d", "amount_quantiles_30d")]
+
+
+def test_list_decayed_and_sketch_features_replay_exactly(store: FeatureStore) -> None:
+    push(store, 2, timedelta(hours=2), 7.25)
+    served = serve_lookups(store, [1, 2, 5_000], features=LIST_AND_SKETCH_FEATURES)
+    assert served["recent_amounts"][1][0] == 7.25 and served["recent_amounts"][2] is None
+    assert served["top_categories_30d"][2] is None and served["distinct_categories_30d"][2] == 0
+    report = store.replay()
+    assert report.ok, report.render()
+    assert report.checked == 3 * len(LIST_AND_SKETCH_FEATURES)
+
+
 def test_a_late_push_before_the_end_replays_exactly(store: FeatureStore) -> None:
     push(store, 4, -timedelta(days=2), 12.0)  # an event older than the end, pushed now
     serve_lookups(store, [4, 5])
