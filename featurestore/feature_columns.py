@@ -85,12 +85,6 @@ def list_feature_array(block: np.ndarray, kind: ColumnType,
                                     mask=pa.array(lengths == 0))
 
 
-def list_type(kind: ColumnType, ranked: bool = False) -> pa.DataType:
-    """The Arrow type of a list feature with entries of `kind`."""
-    empty = list_feature_array(np.zeros((3 if ranked else 2, 0)), kind, (), ranked)
-    return empty.type
-
-
 def view_feature_array(view: CompiledView, name: str, values: np.ndarray,
                        dictionaries: Mapping[str, Sequence[str]]) -> pa.Array:
     """Feature `name` of `view` as Arrow: `values` is its output row or, for a list

@@ -40,6 +40,9 @@ TOP_K_COUNTERS_PER_K = 4
 MAX_N = 1000
 MAX_K = 100
 MIN_PRECISION, MAX_PRECISION = 8, 16
+# The range of each whole-number parameter, by spec field (a half-life is any positive
+# duration; quantiles are checked one by one).
+PARAMETER_LIMITS = {"n": (1, MAX_N), "k": (1, MAX_K), "precision": (MIN_PRECISION, MAX_PRECISION)}
 MAX_QUANTILES = 20
 # approx_percentile: values kept exactly, histogram bins per sign (as in the engine).
 PERCENTILE_EXACT = 32

@@ -246,9 +246,7 @@ def _parameter(feature: FeatureSpec, path: tuple[str, ...]) -> int:
         raise GraphError((*path, "agg"), f"'{feature.agg}' needs '{key}'")
     if field == "q":
         return len(_quantiles(value, (*path, key)))
-    low, high = {"n": (1, aggregations.MAX_N), "k": (1, aggregations.MAX_K),
-                 "precision": (aggregations.MIN_PRECISION, aggregations.MAX_PRECISION)
-                 }.get(field, (1, None))
+    low, high = aggregations.PARAMETER_LIMITS.get(field, (1, None))
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high else "positive"
         raise GraphError((*path, key), f"'{key}' must be {bound}, got {value}")

@@ -26,8 +26,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from transforms import engine
-from transforms.aggregations import SKETCHES, state_size, width
+from transforms.aggregations import (
+    PERCENTILE_ALPHA,
+    PERCENTILE_BINS,
+    PERCENTILE_EXACT,
+    SKETCHES,
+    state_size,
+    width,
+)
 from transforms.graph import FeaturePlan, GroupPlan, ViewPlan
+
+# aggregations.py sizes the percentile state without importing Numba; the engine's own
+# constants must agree (its machine code is cached by its own source alone).
+if (engine.P_EXACT, engine.P_BINS, engine.P_ALPHA) != (
+        PERCENTILE_EXACT, PERCENTILE_BINS, PERCENTILE_ALPHA):
+    raise ImportError("the engine and transforms/aggregations.py size percentiles apart")
 
 AGG_CODES = {"count": engine.COUNT, "sum": engine.SUM, "mean": engine.MEAN,
              "std": engine.STD, "min": engine.MIN, "max": engine.MAX,

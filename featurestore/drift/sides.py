@@ -40,7 +40,7 @@ from featurestore.registry.durations import DurationSyntaxError, parse_duration
 from featurestore.serving.served_log import served_log_dir
 from featurestore.table_files import FORMATS, read_table_file
 from featurestore.times import TIME_EXAMPLE, format_micros, now_micros, to_micros
-from transforms.aggregations import LIST_AGGREGATIONS, RANKED_AGGREGATIONS
+from transforms.aggregations import LIST_VALUED
 
 if TYPE_CHECKING:
     from featurestore.context import StoreContext
@@ -183,7 +183,7 @@ def _window_side(store: StoreContext, window: str, wanted: Sequence[Ref] | None,
     if wanted is None:
         left_out.update((ref, "a list feature: drift compares numbers and categories")
                         for ref in refs if ref[0] in registry.feature_views
-                        and _is_list(registry.feature_views[ref[0]].features[ref[1]].agg))
+                        and registry.feature_views[ref[0]].features[ref[1]].agg in LIST_VALUED)
         refs = [ref for ref in refs if ref not in left_out]
     groups: dict[tuple[str, str], list[Ref]] = {}
     for view, feature in refs:
@@ -244,7 +244,3 @@ def _window_spine(store: StoreContext, source: str, keys: Sequence[str], start: 
             return fetch_table(con, sql, {"start": start, "end": end})  # type: ignore[arg-type]
 
     return with_connection(store, views, read)
-
-
-def _is_list(aggregation: str) -> bool:
-    return aggregation in LIST_AGGREGATIONS or aggregation in RANKED_AGGREGATIONS

@@ -17,6 +17,7 @@ from featurestore.registry.models import Transform
 from featurestore.registry.problems import KeyPath
 from featurestore.registry.suggestions import did_you_mean
 from transforms import CompiledGraph
+from transforms.aggregations import PARAMETER_KEYS
 from transforms.fitted_functions import FUNCTIONS, TransformSpec, with_defaults
 from transforms.spec import ColumnType
 
@@ -109,8 +110,7 @@ def _feature_definition(registry: Registry, view: str, feature: str) -> dict[str
     if view in registry.feature_views:
         definition = registry.feature_views[view].features[feature]
         # The parameters only when given, so that other features keep their digest.
-        parameters = {key: getattr(definition, key)
-                      for key in ("n", "k", "half_life", "precision", "q")
+        parameters = {key: getattr(definition, key) for key in PARAMETER_KEYS.values()
                       if getattr(definition, key) is not None}
         return {"agg": definition.agg, "expr": definition.expr, "window": definition.window,
                 "hop": registry.effective_hop(view, feature),

@@ -12,19 +12,22 @@ from dataclasses import dataclass, field
 
 from featurestore.registry.durations import format_duration
 from featurestore.registry.loader import YamlDocument
-from featurestore.registry.models import Feature, FeatureView, Registry, RequestView
+from featurestore.registry.models import (
+    Feature,
+    FeatureView,
+    Registry,
+    RequestView,
+    show_number,
+)
 from featurestore.registry.problems import KeyPath, Problem, format_path, service_list_path
 from featurestore.registry.suggestions import did_you_mean
 from transforms.aggregations import (
     COUNTING,
     DEFAULTS,
     LIST_VALUED,
-    MAX_K,
-    MAX_N,
-    MAX_PRECISION,
     MAX_QUANTILES,
-    MIN_PRECISION,
     PARAMETER_KEYS,
+    PARAMETER_LIMITS,
     PARAMETERS,
 )
 from transforms.expressions import (
@@ -40,9 +43,6 @@ from transforms.spec import AGGREGATIONS, default_hop
 
 # The aggregations that may leave out `expr`, as messages list them.
 _COUNTING_NAMES = " and ".join(f"'{agg}'" for agg in AGGREGATIONS if agg in COUNTING)
-# The range of each whole-number parameter (a half-life is any positive duration).
-_PARAMETER_LIMITS = {"n": (1, MAX_N), "k": (1, MAX_K),
-                     "precision": (MIN_PRECISION, MAX_PRECISION)}
 
 
 @dataclass
@@ -174,8 +174,8 @@ def _check_parameters(definition: Feature, path: KeyPath, report: LocatedProblem
             report.at_key((*path, key), f"'{key}' does not apply to '{definition.agg}'")
         elif key == "q":
             _check_quantiles(value, (*path, key), report)
-        elif key in _PARAMETER_LIMITS:
-            low, high = _PARAMETER_LIMITS[key]
+        elif key in PARAMETER_LIMITS:
+            low, high = PARAMETER_LIMITS[key]
             if not low <= value <= high:
                 report.at_value(
                     (*path, key), f"'{key}' must be between {low} and {high}, got {value}")
@@ -193,12 +193,7 @@ def _check_quantiles(quantiles: list[float], path: KeyPath, report: LocatedProbl
         if not 0.0 <= q <= 1.0:
             report.at_value(
                 (*path, index),
-                f"each quantile in 'q' must be a number from 0 to 1, got {_number(q)}")
-
-
-def _number(value: float) -> str:
-    """`1.5`, `2`: a number as the file would have it."""
-    return str(int(value)) if value.is_integer() else repr(value)
+                f"each quantile in 'q' must be a number from 0 to 1, got {show_number(q)}")
 
 
 def _check_list_expectations(definition: Feature, path: KeyPath,

@@ -148,7 +148,7 @@ def _quantile(value: object) -> object:
     return value
 
 
-def _show_number(value: float) -> str:
+def show_number(value: float) -> str:
     """`0.5`, `1`, `0.999`: a number as it would be written in the file."""
     return str(int(value)) if float(value).is_integer() else repr(value)
 
@@ -427,7 +427,7 @@ class Feature(Described):
         count = self.n if self.n is not None else self.k
         what = self.agg if count is None else f"{self.agg}({count})"
         if self.q is not None:
-            what = f"{self.agg}([{', '.join(_show_number(q) for q in self.q)}])"
+            what = f"{self.agg}([{', '.join(show_number(q) for q in self.q)}])"
         if self.expr is not None:
             what = f"{what} of {self.expr}"
         if self.half_life is not None:
