@@ -162,7 +162,7 @@ def insert_entry(agg: int, S: np.ndarray, row: int, c: int, n: int, t: float,
     S[row, c] = min(m + 1, n)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def counter_of(S: np.ndarray, row: int, c: int, m: int, x: float) -> int:
     """The first of the m (value, count) pairs after column c whose value is >= x."""
     lo, hi = 0, m
@@ -175,7 +175,7 @@ def counter_of(S: np.ndarray, row: int, c: int, m: int, x: float) -> int:
     return lo
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def count_value(S: np.ndarray, row: int, c: int, capacity: int, x: float) -> None:
     """Count one `x` in a top_k state at column c: a count m, then up to `capacity`
     (value, count) pairs sorted by value. A full state without `x` takes one from every
@@ -207,7 +207,7 @@ def count_value(S: np.ndarray, row: int, c: int, capacity: int, x: float) -> Non
         S[row, c] = kept
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def select_descending(A: np.ndarray, row: int, lo: int, count: int, rank: int) -> float:
     """The `rank`-th largest (0 = largest) of A[row, lo:lo + count], which it reorders."""
     left, right = lo, lo + count - 1
@@ -233,7 +233,7 @@ def select_descending(A: np.ndarray, row: int, lo: int, count: int, rank: int) -
     return A[row, target]
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def merge_counters(A: np.ndarray, arow: int, B: np.ndarray, brow: int, c: int,
                    capacity: int) -> None:
     """Merge top_k state B into the accumulator A (mergeable Misra-Gries: add the
@@ -354,7 +354,7 @@ def hll_from_exact(S: np.ndarray, row: int, c: int, precision: int, hashes: int,
     S[row, c] = -1.0
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def distinct_add(S: np.ndarray, row: int, c: int, precision: int, h: float) -> None:
     """Add hash `h` to an approx_count_distinct state."""
     n = int(S[row, c])
@@ -384,7 +384,7 @@ def distinct_add(S: np.ndarray, row: int, c: int, precision: int, h: float) -> N
     hll_add(S, row, c, precision, h)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def distinct_merge(A: np.ndarray, arow: int, B: np.ndarray, brow: int, c: int,
                    precision: int) -> None:
     """Merge approx_count_distinct state B into the accumulator A, which has room for
@@ -460,7 +460,7 @@ def distinct_merge(A: np.ndarray, arow: int, B: np.ndarray, brow: int, c: int,
         A[arow, j] = float(merged)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def distinct_estimate(S: np.ndarray, row: int, c: int, precision: int) -> float:
     """The number of distinct values: exact, or HyperLogLog's estimate (linear counting
     while it is below 2.5 m and some register is empty), rounded."""
@@ -525,7 +525,7 @@ def store_raise(S: np.ndarray, row: int, s: int, top: int) -> None:
     S[row, s] = top
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def store_lower(S: np.ndarray, row: int, s: int, slot: int) -> None:
     """Make `slot` the lowest used slot if it is below it, clearing the slots between."""
     low = int(S[row, s + 1])
@@ -545,7 +545,7 @@ def store_add(S: np.ndarray, row: int, s: int, index: int, count: float) -> None
     S[row, s + 2 + slot] += count
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def store_merge(A: np.ndarray, arow: int, B: np.ndarray, brow: int, s: int) -> None:
     """Add store B's counts to store A (same layout at s)."""
     low = int(B[brow, s + 1])
@@ -570,8 +570,22 @@ def percentile_histogram(S: np.ndarray, row: int, c: int, count: int) -> None:
     for s in (zero + 3, zero + 3 + _P_STORE):
         S[row, s] = 0.0
         S[row, s + 1] = P_BINS  # empty
-    for i in range(count):
-        percentile_value(S, row, c, S[row, c + 1 + i], 1.0)
+    add_sorted(S, row, c, S, row, count)
+
+
+@numba.njit(**_HELPER)
+def add_sorted(S: np.ndarray, row: int, c: int, B: np.ndarray, brow: int, count: int) -> None:
+    """Add the `count` sorted values of B's exact form at c to S's histogram at c.
+
+    Largest magnitudes first: each store's top bin is then set by its first value and
+    never raised again, which would move every count in the store."""
+    i = 0
+    while i < count and B[brow, c + 1 + i] < 0.0:
+        i += 1
+    for j in range(count - 1, i - 1, -1):
+        percentile_value(S, row, c, B[brow, c + 1 + j], 1.0)
+    for j in range(i):
+        percentile_value(S, row, c, B[brow, c + 1 + j], 1.0)
 
 
 @numba.njit(**_HELPER)
@@ -588,7 +602,7 @@ def percentile_value(S: np.ndarray, row: int, c: int, x: float, count: float) ->
         store_add(S, row, zero + 3, bin_index(-x), count)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def percentile_add(S: np.ndarray, row: int, c: int, x: float) -> None:
     """Add one value to an approx_percentile state."""
     n = int(S[row, c])
@@ -605,7 +619,7 @@ def percentile_add(S: np.ndarray, row: int, c: int, x: float) -> None:
     S[row, c] = n + 1
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def percentile_merge(A: np.ndarray, arow: int, B: np.ndarray, brow: int, c: int) -> None:
     """Merge approx_percentile state B into the accumulator A."""
     nb = int(B[brow, c])
@@ -625,8 +639,7 @@ def percentile_merge(A: np.ndarray, arow: int, B: np.ndarray, brow: int, c: int)
         if na <= P_EXACT:
             percentile_histogram(A, arow, c, na)
         if nb <= P_EXACT:
-            for j in range(nb):
-                percentile_value(A, arow, c, B[brow, c + 1 + j], 1.0)
+            add_sorted(A, arow, c, B, brow, nb)
         else:
             zero = c + 1 + P_EXACT
             for k in range(3):
@@ -636,32 +649,65 @@ def percentile_merge(A: np.ndarray, arow: int, B: np.ndarray, brow: int, c: int)
     A[arow, c] = na + nb
 
 
-@numba.njit(**_INLINE)
-def percentile_at(S: np.ndarray, row: int, c: int, q: float) -> float:
-    """The nearest-rank q-quantile (the value at rank max(ceil(q n), 1)); from the
-    histogram, its bin's value."""
+@numba.njit(**_HELPER)
+def percentile_values(S: np.ndarray, row: int, c: int, Q: np.ndarray, f: int, k: int,
+                      out: np.ndarray, items: int, column: int) -> None:
+    """The nearest-rank quantiles Q[f, :k] (the value at rank max(ceil(q n), 1)) into
+    out[items + j, column]; from the histogram, their bins' values. One walk over the
+    bins answers every q, in the order of their ranks."""
     n = int(S[row, c])
-    rank = max(int(np.ceil(q * n)), 1) - 1
     if n <= P_EXACT:
-        return S[row, c + 1 + rank]
+        for j in range(k):
+            out[items + j, column] = S[row, c + 1 + max(int(np.ceil(Q[f, j] * n)), 1) - 1]
+        return
     zero = c + 1 + P_EXACT
     negative, positive = zero + 3, zero + 3 + _P_STORE
+    j = next_quantile(Q, f, k, -1)  # the quantile of lowest rank not yet answered
+    rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
     seen = S[row, zero + 1]
-    if seen > rank:
-        return -np.inf
-    low = int(S[row, negative + 1])
-    for k in range(P_BINS - 1, low - 1, -1):
-        seen += S[row, negative + 2 + k]
-        if seen > rank:
-            return -bin_value(int(S[row, negative]) - (P_BINS - 1) + k)
+    while j >= 0 and seen > rank:
+        out[items + j, column] = -np.inf
+        j = next_quantile(Q, f, k, j)
+        rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
+    top = int(S[row, negative]) - (P_BINS - 1)
+    for b in range(P_BINS - 1, int(S[row, negative + 1]) - 1, -1):
+        if j < 0:
+            return
+        seen += S[row, negative + 2 + b]
+        while j >= 0 and seen > rank:
+            out[items + j, column] = -bin_value(top + b)
+            j = next_quantile(Q, f, k, j)
+            rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
     seen += S[row, zero]
-    if seen > rank:
-        return 0.0
-    for k in range(int(S[row, positive + 1]), P_BINS):
-        seen += S[row, positive + 2 + k]
-        if seen > rank:
-            return bin_value(int(S[row, positive]) - (P_BINS - 1) + k)
-    return np.inf  # the rest are +inf
+    while j >= 0 and seen > rank:
+        out[items + j, column] = 0.0
+        j = next_quantile(Q, f, k, j)
+        rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
+    top = int(S[row, positive]) - (P_BINS - 1)
+    for b in range(int(S[row, positive + 1]), P_BINS):
+        if j < 0:
+            return
+        seen += S[row, positive + 2 + b]
+        while j >= 0 and seen > rank:
+            out[items + j, column] = bin_value(top + b)
+            j = next_quantile(Q, f, k, j)
+            rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
+    while j >= 0:  # the rest are +inf
+        out[items + j, column] = np.inf
+        j = next_quantile(Q, f, k, j)
+
+
+@numba.njit(inline="always")
+def next_quantile(Q: np.ndarray, f: int, k: int, previous: int) -> int:
+    """The quantile after `previous` (-1: the first) in the order of (q, position); -1
+    after the last. Quadratic in k, which is at most 20, and needs no sorted copy."""
+    best = -1
+    for j in range(k):
+        later = previous < 0 or Q[f, j] > Q[f, previous] or (
+            Q[f, j] == Q[f, previous] and j > previous)
+        if later and (best < 0 or Q[f, j] < Q[f, best]):
+            best = j
+    return best
 
 
 @numba.njit(**_INLINE)
@@ -968,19 +1014,22 @@ def write_more(FT: np.ndarray, f: int, S: np.ndarray, row: int, out: np.ndarray,
     else:
         k, items = FT[f, PARAM], FT[f, ITEMS]
         present = S[row, c] > 0.0
-        for j in range(k):
-            out[items + j, column] = percentile_at(S, row, c, Q[f, j]) if present else np.nan
+        if present:
+            percentile_values(S, row, c, Q, f, k, out, items, column)
+        else:
+            for j in range(k):
+                out[items + j, column] = np.nan
         out[target, column] = k if present else 0
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def empty_group(S: np.ndarray, row: int, FT: np.ndarray, f0: int, f1: int) -> None:
     """Reset the states of features `f0 .. f1 - 1` (one group) to empty."""
     for f in range(f0, f1):
         empty_state(FT, f, S, row)
 
 
-@numba.njit(**_INLINE)
+@numba.njit(**_HELPER)
 def fold_group(S: np.ndarray, row: int, FT: np.ndarray, f0: int, f1: int, ts: np.ndarray,
                V: np.ndarray, r0: int, r1: int) -> None:
     """Fold events `r0 .. r1 - 1` into every state of one group."""
@@ -1292,10 +1341,12 @@ def window_values(T: np.ndarray, starts: np.ndarray, g: int, first: np.ndarray, 
     for member in range(m0, m1):
         f = MT[member]
         empty_state(FT, f, A, zero)
-        for block in range(nb):
-            if rows[block] >= 0:
-                merge_state(FT, f, A, zero, T, rows[block])
-        merge_state(FT, f, A, zero, H, hrow)
+        # The head is merged last, as block nb: one call site keeps the switch that is
+        # written into this function a single copy.
+        for block in range(nb + 1):
+            source, row = (T, rows[block]) if block < nb else (H, hrow)
+            if row >= 0:
+                merge_state(FT, f, A, zero, source, row)
         write_value(FT, f, A, zero, out, column, t, np.int64(MIN_TIME), Q)
 
 
@@ -1512,7 +1563,8 @@ def room_for(data: np.ndarray, used: int, more: int) -> np.ndarray:
     if used + more <= data.shape[0]:
         return data
     bigger = np.empty(max(2 * data.shape[0], used + more))
-    bigger[:used] = data[:used]
+    for i in range(used):  # a loop: slice assignment compiles seconds of error formatting
+        bigger[i] = data[i]
     return bigger
 
 

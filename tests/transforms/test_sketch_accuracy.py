@@ -24,6 +24,7 @@ N = 1_000_000
 END = 100 * H  # every event is before END; the features are asked at END
 WINDOW, HOP = 90 * H, H
 Q = (0.0, 0.01, 0.5, 0.9, 0.99, 1.0)
+SHUFFLED_Q = (0.9, 0.0, 1.0, 0.5, 0.01, 0.99, 0.5)  # out of order, one repeated
 
 FEATURES = (
     FeatureSpec("distinct_life", "approx_count_distinct", "key", None, None),
@@ -33,7 +34,7 @@ FEATURES = (
     FeatureSpec("pct_life", "approx_percentile", "amount", None, None, q=Q),
     FeatureSpec("pct_90h", "approx_percentile", "amount", WINDOW, HOP, q=Q),
     FeatureSpec("pct_mixed_life", "approx_percentile", "mixed", None, None, q=Q),
-    FeatureSpec("pct_mixed_90h", "approx_percentile", "mixed", WINDOW, HOP, q=Q),
+    FeatureSpec("pct_mixed_90h", "approx_percentile", "mixed", WINDOW, HOP, q=SHUFFLED_Q),
 )
 SCHEMA = (("key", ColumnType.INT), ("amount", ColumnType.FLOAT), ("mixed", ColumnType.FLOAT),
           ("ts", ColumnType.TIMESTAMP), ("user", ColumnType.INT))
@@ -98,9 +99,10 @@ def test_quantiles_within_one_percent(view, data, name: str) -> None:
     n = len(values)
     assert n > 32  # beyond the exact form
     out = data["offline"]
-    assert out[view.feature_names.index(name), 0] == len(Q)
+    assert feature.q is not None
+    assert out[view.feature_names.index(name), 0] == len(feature.q)
     item_row = view.list_features[name].item_row
-    for j, q in enumerate(Q):
+    for j, q in enumerate(feature.q):
         exact = values[max(math.ceil(q * n), 1) - 1]
         got = out[item_row + j, 0]
         where = (name, q, got, exact)
