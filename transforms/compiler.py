@@ -101,6 +101,7 @@ class CompiledView:
         self.output_rows = plan.output_rows
         self.list_features = {f.name: f for f in plan.features if f.is_list}
         self.string_feature_columns = self._string_feature_columns()
+        self._layouts: dict[frozenset[str], ViewLayout] = {}
         windows = [g.max_window_us + g.hop_us for g in plan.groups]
         self.horizon_us = max(windows, default=0)
 
@@ -137,6 +138,33 @@ class CompiledView:
 
         return view_layout(self.plan)
 
+    def layout_of(self, features: Iterable[str] | None) -> ViewLayout:
+        """The layout computing `features` only (None: every feature of the view).
+
+        Raises:
+            ValueError: a name is not a feature of this view.
+        """
+        if features is None:
+            return self.layout
+        wanted = frozenset(features)
+        unknown = sorted(wanted - set(self.feature_names))
+        if unknown:
+            raise ValueError(f"view {self.name!r} has no feature {', '.join(map(repr, unknown))}"
+                             f"; its features: {', '.join(self.feature_names)}")
+        if wanted == set(self.feature_names):
+            return self.layout
+        layout = self._layouts.get(wanted)
+        if layout is None:
+            from transforms.layout import view_layout
+
+            layout = self._layouts[wanted] = view_layout(self.plan, wanted)
+        return layout
+
+    def features_of(self, rows: Iterable[int]) -> list[str]:
+        """The features whose own output row is among `rows` (as `rows_of` gives them)."""
+        count = len(self.feature_names)
+        return [self.feature_names[r] for r in sorted(set(rows)) if r < count]
+
     @cached_property
     def _rows(self) -> Callable[..., None]:
         return load_module(self._cache_dir, self.unit).rows
@@ -171,20 +199,26 @@ class CompiledView:
     def training_values(self, entity: np.ndarray, ts: np.ndarray,
                         columns: Mapping[str, np.ndarray],
                         dictionaries: Mapping[str, Sequence[str]],
-                        query_entity: np.ndarray, query_ts: np.ndarray) -> np.ndarray:
+                        query_entity: np.ndarray, query_ts: np.ndarray,
+                        features: Iterable[str] | None = None) -> np.ndarray:
         """Feature values at query times from raw events (offline path).
 
         Events and queries must be sorted by (entity, time). Returns float64
         [output_rows, n_queries] with NaN for null (row i is feature i; a list feature's
-        row is its length, its entries follow from its `item_row`). Large inputs run on
-        every core, split at entity boundaries (each entity's values come from one
-        thread, so the split changes no value).
+        row is its length, its entries follow from its `item_row`). With `features`, only
+        those are computed (the same bits as computing all) and the other rows hold NaN.
+        Large inputs run on every core, split at entity boundaries (each entity's values
+        come from one thread, so the split changes no value).
         """
+        layout = self.layout_of(features)
         entity, ts = _int64(entity), _int64(ts)
         query_entity, query_ts = _int64(query_entity), _int64(query_ts)
         values = self.rows(columns, dictionaries, len(entity))
-        out = np.empty((self.output_rows, len(query_entity)))
-        tables, blocks = self.layout.tables, self.layout.max_blocks
+        if layout is self.layout:
+            out = np.empty((self.output_rows, len(query_entity)))
+        else:
+            out = np.full((self.output_rows, len(query_entity)), np.nan)
+        tables, blocks = layout.tables, layout.max_blocks
         engine = _engine()
         run_parallel([(engine.training, (entity, ts, values, query_entity, query_ts, q0, q1,
                                          i0, i1, *tables, blocks, out))

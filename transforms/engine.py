@@ -1281,10 +1281,12 @@ def level_starts(T: np.ndarray, base: int, count: int, levels: int, starts: np.n
 @numba.njit(**_HELPER)
 def restart_searches(starts: np.ndarray, g: int, first: np.ndarray, w0: int, w1: int,
                      levels: int) -> None:
-    """Point the remembered search position of group g's windows at their level starts."""
+    """Point the remembered search position of group g's windows at their level starts,
+    and forget their merged tails (the tiles changed)."""
     for w in range(w0, w1):
         for level in range(levels):
             first[w, level] = starts[g, level]
+        first[w, first.shape[1] - 1] = MIN_TIME
 
 
 @numba.njit(**_INLINE)
@@ -1302,18 +1304,22 @@ def lower_bound(T: np.ndarray, lo: int, hi: int, key: float) -> int:
 @numba.njit(**_HELPER)
 def window_values(T: np.ndarray, starts: np.ndarray, g: int, first: np.ndarray, w: int,
                   levels: int, hops: int, B: int, H: np.ndarray, hrow: int, A: np.ndarray,
-                  FT: np.ndarray, MT: np.ndarray, m0: int, m1: int, scratch: np.ndarray,
-                  out: np.ndarray, column: int, t: int, Q: np.ndarray) -> None:
+                  tails: np.ndarray, FT: np.ndarray, MT: np.ndarray, m0: int, m1: int,
+                  scratch: np.ndarray, out: np.ndarray, column: int, t: int,
+                  Q: np.ndarray) -> None:
     """The features of window `w` (members MT[m0:m1]) at time t (hop index B), into
     out[:, column].
 
-    The tail's tiles are found, merged in time order, then the head state H[hrow] is
-    merged last and the result finalized. Positions only: the merges, and so the values,
-    do not depend on how a tile is found.
+    The tail's tiles are found and merged in time order into tails[w], then that tail and
+    the head state H[hrow] are merged into the accumulator A, and the result finalized.
+    The merged tail is kept: a later query with the same B (the last column of `first`
+    remembers it) starts from it. Merging a state into an empty one is an exact copy, so
+    the values are the same bits either way, and do not depend on how a tile is found.
     """
     zero = np.int64(0)
     lv, ix, hint, rows = scratch[0], scratch[1], scratch[2], scratch[3]
-    nb = decompose(B - hops, B, levels, lv, ix)
+    fresh = first[w, first.shape[1] - 1] != B
+    nb = decompose(B - hops, B, levels, lv, ix) if fresh else 0
     for level in range(levels):
         hint[level] = -1
     for block in range(nb):
@@ -1340,14 +1346,22 @@ def window_values(T: np.ndarray, starts: np.ndarray, g: int, first: np.ndarray, 
         rows[block] = row if row < end and T[row, 0] == key else -1
     for member in range(m0, m1):
         f = MT[member]
-        empty_state(FT, f, A, zero)
-        # The head is merged last, as block nb: one call site keeps the switch that is
-        # written into this function a single copy.
-        for block in range(nb + 1):
-            source, row = (T, rows[block]) if block < nb else (H, hrow)
+        for e in range(0 if fresh else 1, 2):
+            target, trow = (tails, w) if e == 0 else (A, zero)
+            empty_state(FT, f, target, trow)
+        # Steps: the tail's tiles into tails[w] (when fresh), then tails[w] and the head
+        # into A; one call site keeps the switch written into this function one copy.
+        for step in range(nb + 2):
+            if step < nb:
+                target, trow, source, row = tails, w, T, rows[step]
+            elif step == nb:
+                target, trow, source, row = A, zero, tails, w
+            else:
+                target, trow, source, row = A, zero, H, hrow
             if row >= 0:
-                merge_state(FT, f, A, zero, source, row)
+                merge_state(FT, f, target, trow, source, row)
         write_value(FT, f, A, zero, out, column, t, np.int64(MIN_TIME), Q)
+    first[w, first.shape[1] - 1] = B
 
 
 # --- drivers -----------------------------------------------------------------------------
@@ -1392,9 +1406,10 @@ def training(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, qent: np.ndarray,
     tiles = np.empty(base[G])
     heads = np.empty((max(G, 1), max_width))
     acc = np.empty((1, max_width + accumulator_room(FT)))
+    tails = np.empty((max(WT.shape[0], 1), max_width + accumulator_room(FT)))
     life = np.empty((1, max_width))
     starts = np.empty((max(G, 1), max_levels), np.int64)
-    first = np.empty((max(WT.shape[0], 1), max_levels), np.int64)
+    first = np.empty((max(WT.shape[0], 1), max_levels + 1), np.int64)
     scratch = np.empty((4, max(max_blocks, max_levels)), np.int64)
     hops = np.empty(longest, np.int64)
     spans = np.empty((2, longest + 1), np.int64)
@@ -1439,7 +1454,7 @@ def training(ent: np.ndarray, ts: np.ndarray, V: np.ndarray, qent: np.ndarray,
                 T = tiles[base[g]:base[g + 1]].reshape((rows[g], GT[g, G_WIDTH] + 1))
                 for w in range(GT[g, G_W0], GT[g, G_W1]):
                     window_values(T, starts, g, first, w, GT[g, G_LEVELS], WT[w, W_HOPS], B,
-                                  heads, g, acc, FT, MT, WT[w, W_M0], WT[w, W_M1], scratch,
+                                  heads, g, acc, tails, FT, MT, WT[w, W_M0], WT[w, W_M1], scratch,
                                   out, c, t, Q)
 
 
@@ -1582,9 +1597,10 @@ def values(data: np.ndarray, off: np.ndarray, at: np.ndarray, FT: np.ndarray,
         max_width = max(max_width, GT[g, G_WIDTH] + 1)
     heads = np.empty((1, max_width))
     acc = np.empty((1, max_width + accumulator_room(FT)))
+    tails = np.empty((max(WT.shape[0], 1), max_width + accumulator_room(FT)))
     life = np.empty((1, max_width))
     starts = np.empty((1, max_levels), np.int64)
-    first = np.empty((max(WT.shape[0], 1), max_levels), np.int64)
+    first = np.empty((max(WT.shape[0], 1), max_levels + 1), np.int64)
     scratch = np.empty((4, max(max_blocks, max_levels)), np.int64)
     decoded = np.empty((0, max_width))
     for b in range(off.shape[0] - 1):
@@ -1617,7 +1633,7 @@ def values(data: np.ndarray, off: np.ndarray, at: np.ndarray, FT: np.ndarray,
                 hrow = zero
             for w in range(GT[g, G_W0], GT[g, G_W1]):
                 window_values(T, starts, zero, first, w, levels, WT[w, W_HOPS], B, H, hrow,
-                              acc, FT, MT, WT[w, W_M0], WT[w, W_M1], scratch, out, b, t, Q)
+                              acc, tails, FT, MT, WT[w, W_M0], WT[w, W_M1], scratch, out, b, t, Q)
         f0, f1 = GT[G, G_F0], GT[G, G_F1]
         start_lifetime(life, data, pos, a1 > a0, life_width, FT, f0, f1, GT[G, G_COMPACT] != 0)
         final_lifetime(life, FT, f0, f1, out, b, t, Q)

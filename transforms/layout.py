@@ -21,7 +21,7 @@ data, laid out here from the view's plan:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -68,24 +68,38 @@ class ViewLayout:
         return self.features, self.groups, self.windows, self.members, self.quantiles
 
 
-def view_layout(plan: ViewPlan) -> ViewLayout:
-    """Lay out a view's plan for the shared kernels."""
+def view_layout(plan: ViewPlan, only: frozenset[str] | None = None) -> ViewLayout:
+    """Lay out a view's plan for the shared kernels.
+
+    With `only`, the layout computes just those features (for the offline path: the
+    states it builds are its own). Each kept feature's output rows, and each group's
+    tile levels (and so every window's merge tree), stay those of the whole view, so the
+    values are the same bits; the others' output rows are left alone.
+    """
     ordered: list[FeaturePlan] = []
     groups: list[list[int]] = []
     windows: list[list[int]] = []
     members: list[int] = []
     for group in [*plan.groups, plan.lifetime]:
+        kept = [f for f in group.features if only is None or f.name in only]
+        if not kept and group is not plan.lifetime:
+            continue
+        if only is not None:  # the kept features' slots, packed
+            offsets = np.cumsum([0] + [width(f.agg, f.param) for f in kept])
+            kept = [replace(f, offset=int(o)) for f, o in zip(kept, offsets, strict=False)]
+            state_width = int(offsets[-1])
+        else:
+            state_width = group.width
         f0 = len(ordered)
-        ordered.extend(group.features)
+        ordered.extend(kept)
         w0 = len(windows)
         if group is not plan.lifetime:
-            for window in group.windows:
+            for window in sorted({f.window_us for f in kept if f.window_us}):
                 m0 = len(members)
-                members.extend(f0 + k for k, f in enumerate(group.features)
-                               if f.window_us == window)
+                members.extend(f0 + k for k, f in enumerate(kept) if f.window_us == window)
                 windows.append([window // _hop(group), m0, len(members)])
-        compact = any(f.agg in SKETCHES for f in group.features)
-        groups.append([group.hop_us or 0, group.levels if group.hop_us else 0, group.width,
+        compact = any(f.agg in SKETCHES for f in kept)
+        groups.append([group.hop_us or 0, group.levels if group.hop_us else 0, state_width,
                        f0, len(ordered), w0, len(windows), group.max_window_us, int(compact)])
     features = [[AGG_CODES[f.agg], f.offset, f.expr_index, f.index, f.window_us or 0,
                  f.hop_us or 0, f.param, state_size(f.agg, f.param), f.item_row,

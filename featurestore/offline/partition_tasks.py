@@ -172,7 +172,7 @@ class TrainingTask:
             order = np.lexsort((query_ts, query_entity))
             values = view.training_values(
                 partition.entity, partition.ts, partition.columns, self.read.dictionaries,
-                query_entity[order], query_ts[order],
+                query_entity[order], query_ts[order], features=view.features_of(self.wanted),
             )  # fmt: skip
             out[:, rows[order]] = values[list(self.wanted)]
         columns = {FOUND: pa.array(entity >= 0)}

@@ -4,7 +4,7 @@ The source's events stream in hash partitions sorted by (entity, time)
 (`events.read_partitions`); the spine rows are split by the same hash
 (`keys.partition_of_keys`), so partition p's spine rows meet exactly partition p's events.
 For each partition the spine rows are sorted by (entity, time), the view's compiled
-training kernel computes every feature at those times, and the wanted features are
+training kernel computes the wanted features (only those) at those times, and they are
 scattered back to spine order. Memory holds one partition of events at a time, plus one
 float64 value per spine row and wanted feature.
 """
@@ -217,7 +217,7 @@ def _fill_values(view: CompiledView, partition_events: Iterator[events.EventPart
         event_ts = partition.ts if partition.ts.flags.writeable else partition.ts.copy()
         values = view.training_values(
             partition.entity, event_ts, partition.columns, dictionaries,
-            query_entity[order], query_ts[order],
+            query_entity[order], query_ts[order], features=view.features_of(wanted),
         )  # fmt: skip
         out[:, rows[order]] = values[wanted]
 

@@ -193,6 +193,31 @@ def test_training_values_match_reference(view, events, queries) -> None:
                                                           got[k][j], expected)
 
 
+@settings(max_examples=60, deadline=None)
+@given(events=s.events, queries=s.queries,
+       chosen=st.sets(st.sampled_from([f.name for f in FEATURES]), min_size=1))
+def test_training_values_of_some_features_equal_all_bit_for_bit(view, events, queries,
+                                                               chosen) -> None:
+    events = sort_events(events)
+    queries = sorted(queries)
+    columns, dictionaries = columns_of(events, view)
+    arguments = ([e for e, _, _ in events], [t for _, t, _ in events], columns, dictionaries,
+                 [e for e, _ in queries], [t for _, t in queries])
+    everything = view.training_values(*arguments)
+    names = [f.name for f in FEATURES if f.name in chosen]
+    some = view.training_values(*arguments, features=names)
+    rows = view.rows_of(names)
+    np.testing.assert_array_equal(some[rows], everything[rows])
+    others = np.setdiff1d(np.arange(view.output_rows), rows)
+    assert np.isnan(some[others]).all()
+
+
+def test_training_values_of_an_unknown_feature_name_it(view) -> None:
+    none = np.zeros(0, np.int64)
+    with pytest.raises(ValueError, match="view 'v' has no feature 'nope'"):
+        view.training_values(none, none, {}, {}, none, none, features=["n_1h", "nope"])
+
+
 def split(events: list, end: int) -> list:
     return [e for e in events if e[1] < end]
 
