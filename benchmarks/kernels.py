@@ -210,7 +210,9 @@ def child_compile(cache_dir: Path) -> dict[str, Any]:
         return DEMO_SPEC, compile_graph
 
     transforms_import, (spec, compile_graph) = _timed(import_compiler)
-    present = {path.name for path in cache_dir.glob("fs_kernels_*.py")}
+    # Generated kernel modules already there (fs_<kind>_<name>_<hash>.py): a warm run
+    # writes none, a cold one writes every module the graph needs.
+    present = {path.name for path in cache_dir.glob("fs_*.py")}
     load_time, graph = _timed(lambda: compile_graph(spec, cache_dir))
     # Entry kernels compile on first use: time the training path first (what a
     # training-set build waits for), then the rest (`warm`, as `apply` does).
@@ -220,7 +222,7 @@ def child_compile(cache_dir: Path) -> dict[str, Any]:
     training_time, _ = _timed(lambda: view.training_values(empty, empty, columns, {}, empty,
                                                            empty))
     rest_time, _ = _timed(graph.warm)
-    cached = f"fs_kernels_{graph.hash}.py" in present
+    cached = bool(present) and {path.name for path in cache_dir.glob("fs_*.py")} <= present
 
     def total(*stages: dict[str, float]) -> dict[str, float]:
         return {clock: sum(stage[clock] for stage in stages) for clock in ("wall", "cpu")}

@@ -1310,15 +1310,17 @@ def window_values(T: np.ndarray, starts: np.ndarray, g: int, first: np.ndarray, 
     """The features of window `w` (members MT[m0:m1]) at time t (hop index B), into
     out[:, column].
 
-    The tail's tiles are found and merged in time order into tails[w], then that tail and
-    the head state H[hrow] are merged into the accumulator A, and the result finalized.
-    The merged tail is kept: a later query with the same B (the last column of `first`
-    remembers it) starts from it. Merging a state into an empty one is an exact copy, so
-    the values are the same bits either way, and do not depend on how a tile is found.
+    The tail's tiles are found and merged in time order, then the head state H[hrow], into
+    the accumulator A, and the result finalized. With a row per window in `tails` (the
+    offline path), the tail is merged into tails[w] and kept: a later query with the same
+    B (the last column of `first` remembers it) starts from it. Merging a state into an
+    empty one is an exact copy, so the values are the same bits either way, and do not
+    depend on how a tile is found.
     """
     zero = np.int64(0)
     lv, ix, hint, rows = scratch[0], scratch[1], scratch[2], scratch[3]
-    fresh = first[w, first.shape[1] - 1] != B
+    keep = tails.shape[0] > 0
+    fresh = not keep or first[w, first.shape[1] - 1] != B
     nb = decompose(B - hops, B, levels, lv, ix) if fresh else 0
     for level in range(levels):
         hint[level] = -1
@@ -1346,16 +1348,18 @@ def window_values(T: np.ndarray, starts: np.ndarray, g: int, first: np.ndarray, 
         rows[block] = row if row < end and T[row, 0] == key else -1
     for member in range(m0, m1):
         f = MT[member]
-        for e in range(0 if fresh else 1, 2):
+        for e in range(0 if fresh and keep else 1, 2):
             target, trow = (tails, w) if e == 0 else (A, zero)
             empty_state(FT, f, target, trow)
-        # Steps: the tail's tiles into tails[w] (when fresh), then tails[w] and the head
-        # into A; one call site keeps the switch written into this function one copy.
+        # Steps: the tail's tiles (when fresh) into tails[w], or into A when no tail is
+        # kept; then the kept tail and the head into A. One call site keeps the switch
+        # written into this function one copy.
         for step in range(nb + 2):
             if step < nb:
-                target, trow, source, row = tails, w, T, rows[step]
+                target, trow = (tails, w) if keep else (A, zero)
+                source, row = T, rows[step]
             elif step == nb:
-                target, trow, source, row = A, zero, tails, w
+                target, trow, source, row = A, zero, tails, (w if keep else -1)
             else:
                 target, trow, source, row = A, zero, H, hrow
             if row >= 0:
@@ -1597,7 +1601,7 @@ def values(data: np.ndarray, off: np.ndarray, at: np.ndarray, FT: np.ndarray,
         max_width = max(max_width, GT[g, G_WIDTH] + 1)
     heads = np.empty((1, max_width))
     acc = np.empty((1, max_width + accumulator_room(FT)))
-    tails = np.empty((max(WT.shape[0], 1), max_width + accumulator_room(FT)))
+    tails = np.empty((0, 1))  # online each lookup decodes its own tiles: nothing to keep
     life = np.empty((1, max_width))
     starts = np.empty((1, max_levels), np.int64)
     first = np.empty((max(WT.shape[0], 1), max_levels + 1), np.int64)
