@@ -658,17 +658,17 @@ def percentile_values(S: np.ndarray, row: int, c: int, Q: np.ndarray, f: int, k:
     n = int(S[row, c])
     if n <= P_EXACT:
         for j in range(k):
-            out[items + j, column] = S[row, c + 1 + max(int(np.ceil(Q[f, j] * n)), 1) - 1]
+            out[items + j, column] = S[row, c + 1 + nearest_rank(Q, f, j, n)]
         return
     zero = c + 1 + P_EXACT
     negative, positive = zero + 3, zero + 3 + _P_STORE
     j = next_quantile(Q, f, k, -1)  # the quantile of lowest rank not yet answered
-    rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
+    rank = nearest_rank(Q, f, j, n)
     seen = S[row, zero + 1]
     while j >= 0 and seen > rank:
         out[items + j, column] = -np.inf
         j = next_quantile(Q, f, k, j)
-        rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
+        rank = nearest_rank(Q, f, j, n)
     top = int(S[row, negative]) - (P_BINS - 1)
     for b in range(P_BINS - 1, int(S[row, negative + 1]) - 1, -1):
         if j < 0:
@@ -677,12 +677,12 @@ def percentile_values(S: np.ndarray, row: int, c: int, Q: np.ndarray, f: int, k:
         while j >= 0 and seen > rank:
             out[items + j, column] = -bin_value(top + b)
             j = next_quantile(Q, f, k, j)
-            rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
+            rank = nearest_rank(Q, f, j, n)
     seen += S[row, zero]
     while j >= 0 and seen > rank:
         out[items + j, column] = 0.0
         j = next_quantile(Q, f, k, j)
-        rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
+        rank = nearest_rank(Q, f, j, n)
     top = int(S[row, positive]) - (P_BINS - 1)
     for b in range(int(S[row, positive + 1]), P_BINS):
         if j < 0:
@@ -691,10 +691,17 @@ def percentile_values(S: np.ndarray, row: int, c: int, Q: np.ndarray, f: int, k:
         while j >= 0 and seen > rank:
             out[items + j, column] = bin_value(top + b)
             j = next_quantile(Q, f, k, j)
-            rank = max(int(np.ceil(Q[f, j] * n)), 1) - 1
+            rank = nearest_rank(Q, f, j, n)
     while j >= 0:  # the rest are +inf
         out[items + j, column] = np.inf
         j = next_quantile(Q, f, k, j)
+
+
+@numba.njit(inline="always")
+def nearest_rank(Q: np.ndarray, f: int, j: int, n: int) -> int:
+    """The 0-based rank of quantile Q[f, j] of n values: max(ceil(q n), 1) - 1; 0 for
+    j = -1 (no quantile left)."""
+    return max(int(np.ceil(Q[f, j] * n)), 1) - 1 if j >= 0 else 0
 
 
 @numba.njit(inline="always")

@@ -206,6 +206,7 @@ def _fill_values(view: CompiledView, partition_events: Iterator[events.EventPart
                  dictionaries: dict[str, list[str]], wanted: list[int],
                  out: np.ndarray) -> None:
     """Run the kernels on each partition's events and queries; values land in `out`."""
+    features = view.features_of(wanted)
     for partition, rows in zip(partition_events, by_partition, strict=True):
         if len(rows) == 0:
             continue
@@ -217,7 +218,7 @@ def _fill_values(view: CompiledView, partition_events: Iterator[events.EventPart
         event_ts = partition.ts if partition.ts.flags.writeable else partition.ts.copy()
         values = view.training_values(
             partition.entity, event_ts, partition.columns, dictionaries,
-            query_entity[order], query_ts[order], features=view.features_of(wanted),
+            query_entity[order], query_ts[order], features=features,
         )  # fmt: skip
         out[:, rows[order]] = values[wanted]
 

@@ -97,6 +97,17 @@ def sort_events(events: list) -> list:
     return sorted(events, key=lambda e: (e[0], e[1], repr(sorted(e[2].items()))))
 
 
+def training_inputs(view, events: list, queries: list) -> tuple[list, list, tuple]:
+    """Events and queries sorted as the kernels take them, and the arguments of
+    `training_values` for them (its fourth is the dictionaries)."""
+    events = sort_events(events)
+    queries = sorted(queries)
+    columns, dictionaries = columns_of(events, view)
+    arguments = ([e for e, _, _ in events], [t for _, t, _ in events], columns, dictionaries,
+                 [e for e, _ in queries], [t for _, t in queries])
+    return events, queries, arguments
+
+
 def decode(view, out: np.ndarray, dictionaries: dict) -> list[list[object]]:
     """Kernel output as Python values per feature (None for null, strings decoded).
 
@@ -178,13 +189,8 @@ def same(got: object, expected: object) -> bool:
 @settings(max_examples=150, deadline=None)
 @given(events=s.events, queries=s.queries)
 def test_training_values_match_reference(view, events, queries) -> None:
-    events = sort_events(events)
-    queries = sorted(queries)
-    columns, dictionaries = columns_of(events, view)
-    out = view.training_values(
-        [e for e, _, _ in events], [t for _, t, _ in events], columns, dictionaries,
-        [e for e, _ in queries], [t for _, t in queries])
-    got = decode(view, out, dictionaries)
+    events, queries, arguments = training_inputs(view, events, queries)
+    got = decode(view, view.training_values(*arguments), arguments[3])
     for k, feature in enumerate(FEATURES):
         for j, (entity, t) in enumerate(queries):
             mine = [Event(ts, {**row, "event_ts": ts}) for e, ts, row in events if e == entity]
@@ -198,11 +204,7 @@ def test_training_values_match_reference(view, events, queries) -> None:
        chosen=st.sets(st.sampled_from([f.name for f in FEATURES]), min_size=1))
 def test_training_values_of_some_features_equal_all_bit_for_bit(view, events, queries,
                                                                chosen) -> None:
-    events = sort_events(events)
-    queries = sorted(queries)
-    columns, dictionaries = columns_of(events, view)
-    arguments = ([e for e, _, _ in events], [t for _, t, _ in events], columns, dictionaries,
-                 [e for e, _ in queries], [t for _, t in queries])
+    _, _, arguments = training_inputs(view, events, queries)
     everything = view.training_values(*arguments)
     names = [f.name for f in FEATURES if f.name in chosen]
     some = view.training_values(*arguments, features=names)
@@ -296,13 +298,9 @@ def top_view(tmp_path_factory: pytest.TempPathFactory):
        offsets=st.lists(st.integers(0, 2 * s.DAY), min_size=1, max_size=4))
 def test_top_k_beyond_its_counters_within_bounds(top_view, events, queries, end,
                                                  offsets) -> None:
-    events = sort_events(events)
-    queries = sorted(queries)
-    columns, dictionaries = columns_of(events, top_view)
-    out = top_view.training_values(
-        [e for e, _, _ in events], [t for _, t, _ in events], columns, dictionaries,
-        [e for e, _ in queries], [t for _, t in queries])
-    got = decode(top_view, out, dictionaries)
+    events, queries, arguments = training_inputs(top_view, events, queries)
+    dictionaries = arguments[3]
+    got = decode(top_view, top_view.training_values(*arguments), dictionaries)
     for k, feature in enumerate(TOP_FEATURES):
         counters = 4 * feature.k
         for j, (entity, t) in enumerate(queries):
